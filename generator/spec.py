@@ -1,0 +1,395 @@
+"""The project spec: one YAML file describing a sound classifier and its targets.
+
+`load_spec(path)` reads the YAML, validates it against `ProjectSpec` (strict:
+unknown keys are errors) and returns a `Project` that also knows where the
+spec lives, so relative paths and error positions resolve against it.
+Cross-checks against board files live in `checks.py`, not here: this module
+only knows what a well-formed spec looks like.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from . import yamlpos
+from .validate import validate
+from .yamlpos import Positions
+
+
+class Strict(BaseModel):
+    """Base for every spec section: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- audio
+
+class Audio(Strict):
+    sample_rate: int = Field(16000, ge=4000, le=48000,
+                             description="Sample rate in Hz of the microphone stream and of the "
+                                         "training audio (recordings are resampled to it).")
+    clip_seconds: float = Field(1.0, gt=0.1, le=10.0,
+                                description="Length in seconds of the window the model classifies. "
+                                            "Recordings are cut into windows of this length.")
+
+    @property
+    def clip_samples(self) -> int:
+        return round(self.sample_rate * self.clip_seconds)
+
+
+# ------------------------------------------------------------------------ features
+
+_RFFT_Q15_SIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+
+
+class Features(Strict):
+    kind: Literal["spectrogram", "log_mel"] = Field(
+        "log_mel", description="Front end. 'spectrogram': the guide's q15 FFT magnitudes, "
+                               "fft_size/2+1 bins. 'log_mel': the magnitudes summed into mel "
+                               "bands and log-compressed, all in q15 (smaller, no resize).")
+    frame_length: int = Field(512, ge=16, le=8192,
+                              description="Samples per analysis frame (the window length).")
+    frame_step: int = Field(512, ge=1, le=8192,
+                            description="Samples between the starts of consecutive frames; "
+                                        "also the granularity of the streaming hop.")
+    fft_size: int = Field(512, description="FFT length; a power of two from 32 to 8192 and at "
+                                           "least frame_length (frames are zero-padded).")
+    window: Literal["hann", "hamming", "rectangular"] = Field(
+        "hann", description="Window applied in q15 before the FFT.")
+    mel_bands: int = Field(32, ge=4, le=128,
+                           description="Number of mel bands (log_mel only).")
+    fmin_hz: float = Field(0.0, ge=0, description="Lowest mel band edge in Hz (log_mel only).")
+    fmax_hz: float | None = Field(None, gt=0,
+                                  description="Highest mel band edge in Hz; default sample_rate/2 "
+                                              "(log_mel only).")
+
+    @field_validator("fft_size")
+    @classmethod
+    def _fft_power_of_two(cls, v: int) -> int:
+        if v not in _RFFT_Q15_SIZES:
+            raise ValueError(f"fft_size must be one of {', '.join(map(str, _RFFT_Q15_SIZES))} "
+                             f"(the sizes arm_rfft_q15 supports), got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _frame_fits_fft(self) -> "Features":
+        if self.frame_length > self.fft_size:
+            raise ValueError(f"frame_length ({self.frame_length}) must not exceed fft_size "
+                             f"({self.fft_size}); raise fft_size to the next power of two")
+        if self.frame_step > self.frame_length:
+            raise ValueError(f"frame_step ({self.frame_step}) larger than frame_length "
+                             f"({self.frame_length}) would skip samples")
+        return self
+
+
+# ------------------------------------------------------------------------- dataset
+
+class Split(Strict):
+    by: Literal["hash", "fold", "speaker"] = Field(
+        "hash", description="How files are assigned to splits: 'hash' of the file name, "
+                            "'fold' from an ESC-50 meta file, or 'speaker' (Speech Commands ids; "
+                            "no speaker is in two splits).")
+    validation: float = Field(0.1, ge=0, lt=1, description="Fraction for validation (hash/speaker).")
+    test: float = Field(0.1, ge=0, lt=1, description="Fraction for test (hash/speaker).")
+    validation_folds: list[int] = Field(default_factory=list,
+                                        description="Folds used for validation (by: fold).")
+    test_folds: list[int] = Field(default_factory=list, description="Folds used for test (by: fold).")
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "Split":
+        if self.validation + self.test >= 1:
+            raise ValueError("validation + test must leave something to train on (sum < 1)")
+        if self.by == "fold" and not (self.validation_folds and self.test_folds):
+            raise ValueError("by: fold needs validation_folds and test_folds")
+        return self
+
+
+class Synthetic(Strict):
+    clips_per_class: int = Field(40, ge=4, le=2000,
+                                 description="Clips generated per class.")
+
+
+class Dataset(Strict):
+    root: str = Field("", description="Folder of the recordings, relative to the spec file. "
+                                      "Unused for layout: synthetic.")
+    layout: Literal["folders", "esc50", "speech_commands", "synthetic"] = Field(
+        "folders", description="'folders': one sub-folder per class. 'esc50': audio/ and "
+                               "meta/esc50.csv. 'speech_commands': one folder per word with "
+                               "validation_list.txt/testing_list.txt. 'synthetic': a small "
+                               "deterministic demo set of generated tones and noise, no files.")
+    split: Split = Field(default_factory=Split, description="How clips are split.")
+    seed: int = Field(0, description="Seed for splitting and any sampling.")
+    max_clips_per_class: int | None = Field(None, ge=1,
+                                            description="Cap per class (deterministic subset), "
+                                                        "for quick experiments.")
+    synthetic: Synthetic = Field(default_factory=Synthetic,
+                                 description="Parameters of layout: synthetic.")
+
+    @model_validator(mode="after")
+    def _root_needed(self) -> "Dataset":
+        if self.layout != "synthetic" and not self.root:
+            raise ValueError(f"layout '{self.layout}' needs root: the folder of the recordings")
+        return self
+
+
+# -------------------------------------------------------------------- augmentation
+
+class Range(Strict):
+    min: float = Field(description="Lower bound.")
+    max: float = Field(description="Upper bound.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Range":
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
+class Augmentation(Strict):
+    copies: int = Field(0, ge=0, le=20, description="Augmented copies added per training clip "
+                                                    "(0 disables augmentation).")
+    seed: int = Field(0, description="Seed; the same seed gives the same augmented set.")
+    noise_probability: float = Field(0.5, ge=0, le=1, description="Chance of adding white noise.")
+    noise_snr_db: Range = Field(default_factory=lambda: Range(min=10, max=30),
+                                description="SNR range of the white noise, in dB.")
+    silence_probability: float = Field(0.2, ge=0, le=1,
+                                       description="Chance of zeroing a random stretch.")
+    silence_max_fraction: float = Field(0.3, ge=0, le=1,
+                                        description="Longest silenced stretch, as a clip fraction.")
+    mix_probability: float = Field(0.3, ge=0, le=1,
+                                   description="Chance of mixing in another training clip.")
+    mix_gain_db: Range = Field(default_factory=lambda: Range(min=-20, max=-6),
+                               description="Level of the mixed-in clip relative to the clip, dB.")
+    shift_probability: float = Field(0.5, ge=0, le=1, description="Chance of a circular time shift.")
+    shift_max_seconds: float = Field(0.2, ge=0, description="Largest time shift in seconds.")
+    gain_probability: float = Field(0.5, ge=0, le=1, description="Chance of a gain change.")
+    gain_db: Range = Field(default_factory=lambda: Range(min=-6, max=6),
+                           description="Gain change range in dB.")
+
+
+# --------------------------------------------------------------------------- model
+
+class GuideCnn(Strict):
+    architecture: Literal["guide_cnn"] = Field(description="The guide's CNN: one 8x8/2 conv, "
+                                                           "2x2 max-pool, dropout, dense.")
+    filters: int = Field(8, ge=1, le=256, description="Convolution filters.")
+    kernel: int = Field(8, ge=1, le=16, description="Square kernel size.")
+    stride: int = Field(2, ge=1, le=8, description="Convolution stride.")
+    dropout: float = Field(0.25, ge=0, lt=1, description="Dropout before the dense layer.")
+
+
+class DsCnn(Strict):
+    architecture: Literal["ds_cnn"] = Field(description="Depthwise-separable CNN for keywords "
+                                                        "(Hello Edge, Zhang et al. 2017).")
+    filters: int = Field(64, ge=4, le=512, description="Channels of every block.")
+    blocks: int = Field(4, ge=1, le=8, description="Depthwise-separable blocks after the first conv.")
+    first_kernel: tuple[int, int] = Field((10, 4), description="First conv kernel (time, freq).")
+    first_stride: tuple[int, int] = Field((2, 2), description="First conv stride (time, freq).")
+    dropout: float = Field(0.2, ge=0, lt=1, description="Dropout before the classifier.")
+
+
+class CompactCnn(Strict):
+    architecture: Literal["compact_cnn"] = Field(description="A small CNN sized for the RP2040 "
+                                                             "budget: strided convs, pooling, dense.")
+    filters: list[int] = Field([8, 16], min_length=1, max_length=4,
+                               description="Filters of each strided 3x3 convolution.")
+    kernel: int = Field(3, ge=1, le=9, description="Square kernel size of every convolution.")
+    dropout: float = Field(0.2, ge=0, lt=1, description="Dropout before the dense layer.")
+
+
+Model = Annotated[Union[GuideCnn, DsCnn, CompactCnn], Field(discriminator="architecture")]
+
+
+class Training(Strict):
+    epochs: int = Field(30, ge=1, le=1000, description="Upper bound on epochs (early stopping ends sooner).")
+    batch_size: int = Field(32, ge=1, le=4096, description="Batch size.")
+    learning_rate: float = Field(1e-3, gt=0, le=1, description="Initial learning rate (Adam).")
+    patience: int = Field(5, ge=1, description="Epochs without validation improvement before stopping.")
+    class_weights: Literal["balanced", "none"] = Field(
+        "balanced", description="'balanced' weighs classes inversely to their frequency.")
+    seed: int = Field(0, description="Seed for weights init and shuffling (ops are deterministic).")
+
+
+class Transfer(Strict):
+    base: str = Field(description="Base model: another spec (.yaml, relative to this one) whose "
+                                  "trained Keras model is used, or a .keras file.")
+    head_epochs: int = Field(10, ge=0, description="Epochs training the new head, body frozen.")
+    finetune_epochs: int = Field(10, ge=0, description="Epochs fine-tuning all layers.")
+    finetune_learning_rate: float = Field(1e-4, gt=0, le=1, description="Learning rate when fine-tuning.")
+
+
+class Quantization(Strict):
+    mode: Literal["ptq", "qat"] = Field("ptq", description="'ptq': post-training int8 "
+                                                           "quantization; 'qat': quantization-aware training.")
+    representative_samples: int = Field(200, ge=1, le=10000,
+                                        description="Training clips used to calibrate ranges.")
+
+
+ArenaSize = Union[Literal["auto"], Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)]]
+
+
+class Arena(Strict):
+    size: ArenaSize = Field("auto", description="Tensor arena bytes, or 'auto' for the size "
+                                                "measured with the TFLM runtime plus margin.")
+    margin: int = Field(512, ge=0, le=1024, description="Bytes added to the measured arena for "
+                                                        "target kernels' scratch differences.")
+
+
+# ----------------------------------------------------------------------- detection
+
+Output = Literal["led", "serial"]
+
+
+class Detection(Strict):
+    hop_frames: int = Field(1, ge=1, le=64, description="New feature frames per inference; the "
+                                                        "hop is hop_frames * frame_step samples.")
+    smoothing: int = Field(3, ge=1, le=64, description="Scores are averaged over this many hops.")
+    threshold: float = Field(0.6, gt=0, lt=1, description="Smoothed score at which a class turns on.")
+    hysteresis: float = Field(0.1, ge=0, lt=1, description="It turns off below threshold - hysteresis.")
+    classes: list[str] = Field(default_factory=list,
+                               description="Classes that raise a detection (default: every class "
+                                           "whose name does not start with '_' or equal 'background').")
+    outputs: list[Output] = Field(["led", "serial"], description="Where detections go.")
+
+    @model_validator(mode="after")
+    def _hysteresis_below_threshold(self) -> "Detection":
+        if self.hysteresis >= self.threshold:
+            raise ValueError(f"hysteresis ({self.hysteresis}) must be below threshold "
+                             f"({self.threshold}) or the detection never turns off")
+        return self
+
+
+# ------------------------------------------------------------------------- targets
+
+class MicPins(Strict):
+    data_pin: int | None = Field(None, ge=0, description="Microphone data GPIO (overrides the board).")
+    clock_pin: int | None = Field(None, ge=0, description="Microphone clock GPIO (overrides the board).")
+
+
+class Target(Strict):
+    name: str = Field(description="Variant name; a folder of that name holds its firmware.",
+                      pattern=r"^[a-z][a-z0-9_]*$")
+    board: str = Field(description="Board id, a file boards/<id>.yaml (`micforge boards` lists them).")
+    led_pin: int | None = Field(None, ge=0, description="LED GPIO (overrides the board's).")
+    mic: MicPins = Field(default_factory=MicPins, description="Microphone pin overrides.")
+    arena: Arena | None = Field(None, description="Arena override for this variant.")
+    outputs: list[Output] | None = Field(None, description="Output override for this variant.")
+    build_type: Literal["Release", "Debug", "MinSizeRel", "RelWithDebInfo"] = Field(
+        "Release", description="CMake build type of the firmware.")
+
+
+# ----------------------------------------------------------------------- the spec
+
+_C_KEYWORDS = set("""auto break case char const continue default do double else enum extern float
+for goto if inline int long register restrict return short signed sizeof static struct switch
+typedef union unsigned void volatile while bool true false class namespace template new delete
+this""".split())
+
+
+def c_identifier(name: str) -> str:
+    """The C enum-constant form of a class name: upper case, non-word runs as '_'."""
+    return re.sub(r"\W+", "_", name).strip("_").upper()
+
+
+class ProjectSpec(Strict):
+    name: str = Field(description="Project name; names generated C symbols and folders.",
+                      pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = Field("", description="One line for humans.")
+    audio: Audio = Field(default_factory=Audio, description="Audio stream.")
+    features: Features = Field(default_factory=Features, description="Feature front end.")
+    classes: list[str] = Field(min_length=2, description="Class names, in output order. Each "
+                                                         "must become a unique C identifier.")
+    dataset: Dataset = Field(description="Where the recordings are and how they split.")
+    augmentation: Augmentation = Field(default_factory=Augmentation, description="Training-time augmentation.")
+    model: Model = Field(description="Architecture and its parameters.")
+    training: Training = Field(default_factory=Training, description="Training settings.")
+    transfer: Transfer | None = Field(None, description="Start from a trained base model.")
+    quantization: Quantization = Field(default_factory=Quantization, description="int8 conversion.")
+    arena: Arena = Field(default_factory=Arena, description="Tensor arena sizing.")
+    detection: Detection = Field(default_factory=Detection, description="Post-processing of scores.")
+    targets: list[Target] = Field(min_length=1, description="Firmware variants to generate.")
+
+    @field_validator("classes")
+    @classmethod
+    def _classes_are_c_names(cls, names: list[str]) -> list[str]:
+        seen: dict[str, str] = {}
+        for name in names:
+            ident = c_identifier(name)
+            if not re.fullmatch(r"[A-Z][A-Z0-9_]*", ident) or ident.lower() in _C_KEYWORDS:
+                raise ValueError(f"class '{name}' does not make a C identifier ('{ident}'); "
+                                 f"start it with a letter and use letters, digits and '_'")
+            if ident in seen:
+                raise ValueError(f"classes '{seen[ident]}' and '{name}' both become C identifier "
+                                 f"'{ident}'; rename one")
+            seen[ident] = name
+        return names
+
+    @model_validator(mode="after")
+    def _cross_fields(self) -> "ProjectSpec":
+        unknown = [c for c in self.detection.classes if c not in self.classes]
+        if unknown:
+            raise ValueError(f"detection.classes names {unknown} which are not in classes "
+                             f"{self.classes}")
+        names = [t.name for t in self.targets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"target names must be unique; repeated: {', '.join(dupes)}")
+        if self.features.frame_length > self.audio.clip_samples:
+            raise ValueError(f"features.frame_length ({self.features.frame_length}) is longer "
+                             f"than the clip ({self.audio.clip_samples} samples)")
+        return self
+
+    # Derived facts, stated once here and used by every stage.
+    @property
+    def num_frames(self) -> int:
+        f = self.features
+        return 1 + (self.audio.clip_samples - f.frame_length) // f.frame_step
+
+    @property
+    def num_bins(self) -> int:
+        f = self.features
+        return f.fft_size // 2 + 1 if f.kind == "spectrogram" else f.mel_bands
+
+    @property
+    def hop_samples(self) -> int:
+        return self.detection.hop_frames * self.features.frame_step
+
+    @property
+    def detect_classes(self) -> list[str]:
+        if self.detection.classes:
+            return list(self.detection.classes)
+        return [c for c in self.classes if not c.startswith("_") and c != "background"]
+
+
+@dataclass(frozen=True)
+class Project:
+    """A validated spec and where it came from."""
+
+    spec: ProjectSpec
+    path: Path  # the spec file
+    positions: Positions
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def resolve(self, relative: str) -> Path:
+        """A path written in the spec, made absolute against the spec's folder."""
+        return (self.path.parent / relative).resolve()
+
+
+def load_spec(path: str | Path, display: str | None = None) -> Project:
+    """Read and validate a spec file; raises SpecError with file:line:col on bad input."""
+    path = Path(path)
+    data, pos = yamlpos.load(path, display)
+    if not isinstance(data, dict):
+        from .errors import Problem, SpecError
+        raise SpecError(Problem(pos.path, 1, 1, "a spec must be a YAML mapping of keys to values"))
+    spec = validate(ProjectSpec, data, pos)
+    return Project(spec=spec, path=path.resolve(), positions=pos)
