@@ -18,6 +18,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from . import yamlpos
+from .errors import Problem, SpecError
 from .validate import validate
 from .yamlpos import Positions
 
@@ -330,21 +331,6 @@ class ProjectSpec(Strict):
             seen[ident] = name
         return names
 
-    @model_validator(mode="after")
-    def _cross_fields(self) -> "ProjectSpec":
-        unknown = [c for c in self.detection.classes if c not in self.classes]
-        if unknown:
-            raise ValueError(f"detection.classes names {unknown} which are not in classes "
-                             f"{self.classes}")
-        names = [t.name for t in self.targets]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"target names must be unique; repeated: {', '.join(dupes)}")
-        if self.features.frame_length > self.audio.clip_samples:
-            raise ValueError(f"features.frame_length ({self.features.frame_length}) is longer "
-                             f"than the clip ({self.audio.clip_samples} samples)")
-        return self
-
     # Derived facts, stated once here and used by every stage.
     @property
     def num_frames(self) -> int:
@@ -384,12 +370,34 @@ class Project:
         return (self.path.parent / relative).resolve()
 
 
+def _cross_field_problems(spec: ProjectSpec, pos: Positions) -> list[Problem]:
+    """Checks that relate two sections, each reported at the value to change."""
+    out = []
+    for i, cls in enumerate(spec.detection.classes):
+        if cls not in spec.classes:
+            out.append(pos.problem(("detection", "classes", i),
+                                   f"'{cls}' is not one of the classes {spec.classes}"))
+    seen: set[str] = set()
+    for i, target in enumerate(spec.targets):
+        if target.name in seen:
+            out.append(pos.problem(("targets", i, "name"),
+                                   f"target name '{target.name}' is used twice; names must be unique"))
+        seen.add(target.name)
+    if spec.features.frame_length > spec.audio.clip_samples:
+        out.append(pos.problem(("features", "frame_length"),
+                               f"frame_length ({spec.features.frame_length}) is longer than the clip "
+                               f"({spec.audio.clip_samples} samples at audio.sample_rate and clip_seconds)"))
+    return out
+
+
 def load_spec(path: str | Path, display: str | None = None) -> Project:
     """Read and validate a spec file; raises SpecError with file:line:col on bad input."""
     path = Path(path)
     data, pos = yamlpos.load(path, display)
     if not isinstance(data, dict):
-        from .errors import Problem, SpecError
         raise SpecError(Problem(pos.path, 1, 1, "a spec must be a YAML mapping of keys to values"))
     spec = validate(ProjectSpec, data, pos)
+    problems = _cross_field_problems(spec, pos)
+    if problems:
+        raise SpecError(problems)
     return Project(spec=spec, path=path.resolve(), positions=pos)

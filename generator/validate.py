@@ -108,8 +108,12 @@ def _message(err: dict, key: Any, owner: type[BaseModel] | None) -> str:
         expected = err.get("ctx", {}).get("expected", "")
         return f"'{value}' is not allowed here; expected {expected}"
     if kind == "union_tag_invalid":
-        expected = err.get("ctx", {}).get("expected_tags", "")
-        return f"unknown {err['ctx'].get('discriminator', 'kind').strip(chr(39))} '{value}'; choose one of {expected}"
+        ctx = err["ctx"]
+        field = str(ctx["discriminator"]).strip("'")
+        hint = difflib.get_close_matches(str(ctx["tag"]), [t.strip(" '") for t in
+                                         str(ctx["expected_tags"]).split(",")], n=1)
+        guess = f" (did you mean '{hint[0]}'?)" if hint else ""
+        return f"unknown {field} '{ctx['tag']}'{guess}; choose one of {ctx['expected_tags']}"
     if kind == "union_tag_not_found":
         return f"missing required key {err['ctx'].get('discriminator')}"
     msg = err["msg"]
@@ -133,6 +137,16 @@ def problems_from(exc: ValidationError, root: type[BaseModel], pos: Positions,
         key = data_loc[-1] if data_loc else ""
         msg = _message(err, key, owner)
         place = data_loc[:-1] if err["type"] == "missing" else data_loc
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            place = data_loc + (str(err["ctx"]["discriminator"]).strip("'"),)
+            if err["type"] == "union_tag_not_found":
+                place = data_loc
+        elif err["type"] == "value_error" and isinstance(err.get("input"), dict):
+            # A model-level check names the field to fix first ("hysteresis (0.7) must ...");
+            # point at that field rather than at the start of the section.
+            first = msg.replace(":", " ").replace("(", " ").split()[0] if msg else ""
+            if first in err["input"]:
+                place = data_loc + (first,)
         at_key[place] = err["type"] == "extra_forbidden"
         if msg not in by_place.setdefault(place, []):
             by_place[place].append(msg)

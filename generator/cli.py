@@ -1,0 +1,169 @@
+"""The `micforge` command.
+
+    micforge validate SPEC...          check specs against their boards
+    micforge build SPEC [--variant V]  build a project (or one variant) with SCons
+    micforge verify SPEC               bit-exact check of C features against Python
+    micforge boards                    list the board catalogue
+    micforge schema [-o FILE]          write the spec JSON schema for editors
+    micforge clean [SPEC]              remove build outputs
+
+A mistake in a spec prints `file:line:col: message` and exits 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import SpecError
+from .paths import REPO
+
+SCHEMA_PATH = REPO / "schema" / "micforge-spec.schema.json"
+
+
+def _display(path: Path) -> str:
+    path = path.resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def cmd_validate(args) -> int:
+    from .boards import load_board
+    from .checks import check_project
+    from .spec import load_spec
+    failed = False
+    for spec_path in args.specs:
+        try:
+            project = load_spec(spec_path, _display(Path(spec_path)))
+            check_project(project)
+        except SpecError as exc:
+            print(exc, file=sys.stderr)
+            failed = True
+            continue
+        s = project.spec
+        variants = ", ".join(f"{t.name} ({load_board(t.board).title})" for t in s.targets)
+        print(f"{_display(Path(spec_path))}: ok — {len(s.classes)} classes, input "
+              f"{s.num_frames}x{s.num_bins} {s.features.kind}, hop {s.hop_samples} samples "
+              f"({1000 * s.hop_samples / s.audio.sample_rate:g} ms); variants: {variants}")
+    return 2 if failed else 0
+
+
+def _scons(args_list: list[str]) -> int:
+    cmd = [sys.executable, "-m", "SCons", "-C", str(REPO), "-Q"] + args_list
+    return subprocess.call(cmd)
+
+
+def cmd_build(args) -> int:
+    from .spec import load_spec
+    spec_path = Path(args.spec).resolve()
+    try:
+        project = load_spec(spec_path, _display(spec_path))
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    names = [t.name for t in project.spec.targets]
+    if args.variant and args.variant not in names:
+        print(f"{_display(spec_path)}: no variant '{args.variant}'; variants: {', '.join(names)}",
+              file=sys.stderr)
+        return 2
+    alias = project.name if not args.variant else _variant_alias(spec_path, args.variant)
+    extra = [f"-j{args.jobs}"] if args.jobs else []
+    if args.dry_run:
+        extra.append("-n")
+    return _scons(extra + [f"spec={spec_path}", alias])
+
+
+def _variant_alias(spec_path: Path, variant: str) -> str:
+    rel = spec_path.relative_to(REPO) if spec_path.is_relative_to(REPO) else spec_path
+    return f"{rel.with_suffix('')}/{variant}"
+
+
+def cmd_clean(args) -> int:
+    targets = [f"spec={Path(args.spec).resolve()}"] if args.spec else []
+    return _scons(["-c"] + targets + ["."])
+
+
+def cmd_verify(args) -> int:
+    from .dataset import build_index
+    from .hostc import verify_project
+    from .spec import load_spec
+    try:
+        project = load_spec(args.spec, _display(Path(args.spec)))
+        result = verify_project(project, build_index(project), args.max_clips)
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0 if result.get("mismatches", 1) == 0 else 1
+
+
+def cmd_boards(args) -> int:
+    from .boards import all_boards
+    rows = [("id", "board", "core", "clock", "flash", "arena in", "mic")]
+    for b in all_boards():
+        arena = b.region(b.arena_region)
+        rows.append((b.id, b.title, b.core, f"{b.clock_hz // 1_000_000} MHz",
+                     f"{b.flash_size // 1024} KB", f"{arena.name} {arena.length // 1024} KB",
+                     f"{b.microphone.interface} ({b.microphone.peripheral})"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def schema_text() -> str:
+    from .spec import ProjectSpec
+    schema = ProjectSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "micforge project spec"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def cmd_schema(args) -> int:
+    from .fileio import write_if_changed
+    out = Path(args.output) if args.output else SCHEMA_PATH
+    changed = write_if_changed(out, schema_text())
+    print(f"{_display(out)}: {'written' if changed else 'up to date'}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="micforge", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("validate", help="check specs against their boards")
+    v.add_argument("specs", nargs="+")
+    v.set_defaults(func=cmd_validate)
+    b = sub.add_parser("build", help="build a project (all variants, or one)")
+    b.add_argument("spec")
+    b.add_argument("--variant", help="build only this variant's firmware (and what it needs)")
+    b.add_argument("-j", "--jobs", type=int, help="parallel SCons jobs")
+    b.add_argument("-n", "--dry-run", action="store_true", help="show what would be rebuilt")
+    b.set_defaults(func=cmd_build)
+    f = sub.add_parser("verify", help="C features == Python features, bit for bit")
+    f.add_argument("spec")
+    f.add_argument("--max-clips", type=int, default=None)
+    f.set_defaults(func=cmd_verify)
+    sub.add_parser("boards", help="list boards").set_defaults(func=cmd_boards)
+    s = sub.add_parser("schema", help="write the spec JSON schema")
+    s.add_argument("-o", "--output")
+    s.set_defaults(func=cmd_schema)
+    c = sub.add_parser("clean", help="remove build outputs")
+    c.add_argument("spec", nargs="?")
+    c.set_defaults(func=cmd_clean)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

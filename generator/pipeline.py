@@ -1,0 +1,234 @@
+"""The build graph: which stage reads which slice of the spec, and the SCons glue.
+
+Each stage is a function elsewhere in `generator` from validated inputs to an
+artifact; the actions here only load the spec, call it and return. Heavy
+imports (TensorFlow) happen inside the actions, so reading the graph — and a
+no-op rebuild — never imports them.
+
+`declare(env, project)` adds one project's targets to an SCons environment:
+
+    index -> features -> model -> tflite -> analysis / evaluation
+                                          -> firmware/<variant> (one per target) -> report
+
+Every target depends on a `Value` holding exactly the spec slice it reads,
+on its input artifacts, and on the source of the code that makes it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .paths import REPO, Artifacts
+from .spec import Project, ProjectSpec, Target, load_spec
+
+# Which top-level spec sections each stage reads. Firmware reads a per-target
+# slice as well (only its own target, so editing one variant rebuilds only it).
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "index": ("audio", "classes", "dataset"),
+    "features": ("audio", "classes", "features", "augmentation"),
+    "model": ("classes", "model", "training", "transfer"),
+    "tflite": ("quantization",),
+    "analysis": ("arena",),
+    "evaluation": ("classes",),
+    "firmware": ("name", "audio", "features", "classes", "detection", "arena"),
+    "report": ("name", "description", "targets"),
+}
+
+# The generator modules each stage runs; a change to their code rebuilds the stage.
+STAGE_MODULES: dict[str, tuple[str, ...]] = {
+    "index": ("dataset.py", "audio.py", "synthetic.py"),
+    "features": ("featurestage.py", "features.py", "augment.py", "audio.py"),
+    "model": ("train.py", "zoo.py"),
+    "tflite": ("convert.py",),
+    "analysis": ("analyze.py",),
+    "evaluation": ("evaluate.py",),
+    "firmware": ("firmware", "render.py", "features.py", "model_c.py", "flexram.py"),
+    "report": ("pipeline.py",),
+}
+
+
+def spec_slice(spec: ProjectSpec, stage: str, target: Target | None = None) -> str:
+    """Canonical JSON of the part of the spec that `stage` reads."""
+    data = spec.model_dump(mode="json")
+    picked = {key: data[key] for key in STAGE_SECTIONS[stage]}
+    if target is not None:
+        picked["target"] = target.model_dump(mode="json")
+    return json.dumps(picked, sort_keys=True, separators=(",", ":"))
+
+
+def _module_files(stage: str) -> list[Path]:
+    base = REPO / "generator"
+    out: list[Path] = []
+    for name in STAGE_MODULES[stage]:
+        p = base / name
+        if p.is_dir():
+            out += sorted(p.rglob("*.py"))
+        elif p.exists():
+            out.append(p)
+    return out
+
+
+def _template_files(soc: str) -> list[Path]:
+    out = []
+    for sub in ("common", soc):
+        d = REPO / "templates" / sub
+        if d.exists():
+            out += sorted(p for p in d.rglob("*") if p.is_file())
+    return out
+
+
+# ----------------------------------------------------------------- the actions
+# Each receives SCons (target, source, env); env["SPEC"] is the spec path.
+
+def _project(env) -> Project:
+    return load_spec(env["SPEC"], env["SPEC_DISPLAY"])
+
+
+def _load_json(path) -> dict:
+    return json.loads(Path(str(path)).read_text())
+
+
+def act_index(target, source, env):
+    from .dataset import summarize, write_index
+    index = write_index(_project(env), Path(str(target[0])))
+    print(summarize(index))
+
+
+def act_features(target, source, env):
+    from .featurestage import build_features
+    build_features(_project(env), _load_json(source[0]), Path(str(target[0])))
+
+
+def act_model(target, source, env):
+    from .train import train
+    train(_project(env), Path(str(source[0])), Path(str(target[0])), Path(str(target[1])))
+
+
+def act_tflite(target, source, env):
+    from .convert import to_tflite
+    to_tflite(_project(env), Path(str(source[0])), Path(str(source[1])), Path(str(target[0])))
+
+
+def act_analysis(target, source, env):
+    from .analyze import analyze, format_analysis
+    from .checks import check_project
+    project = _project(env)
+    result = analyze(project, Path(str(source[0])), Path(str(target[0])))
+    print(format_analysis(result))
+    check_project(project, result)
+
+
+def act_evaluation(target, source, env):
+    from .evaluate import evaluate, format_evaluation
+    result = evaluate(_project(env), Path(str(source[0])), Path(str(source[1])),
+                      Path(str(source[2])), Path(str(target[0])))
+    print(format_evaluation(result))
+
+
+def act_firmware(target, source, env):
+    from .boards import load_board
+    from .firmware import render_target
+    project = _project(env)
+    variant = next(t for t in project.spec.targets if t.name == env["VARIANT"])
+    board = load_board(variant.board)
+    analysis = _load_json(source[1])
+    tflite = Path(str(source[0])).read_bytes()
+    render_target(project, variant, board, analysis, tflite, Path(env["OUT_DIR"]))
+
+
+def act_report(target, source, env):
+    from .report import write_report
+    write_report(_project(env), Artifacts(Path(env["ART_ROOT"])), Path(str(target[0])))
+
+
+def _quiet(label: str):
+    def show(target, source, env):
+        return f"[{env['PROJECT']}] {label}"
+    return show
+
+
+# ----------------------------------------------------------------- the graph
+
+def firmware_outputs(project: Project, target: Target) -> list[str]:
+    """Relative paths of every file the firmware stage writes for `target`."""
+    from .boards import load_board
+    from .firmware import output_files
+    return output_files(project, target, load_board(target.board))
+
+
+def declare(env, project: Project, all_projects: dict[str, Project] | None = None) -> dict:
+    """Add a project's targets to `env`; returns {stage: nodes} and registers aliases."""
+    from SCons.Script import Action, Alias, Value  # imported here: only SConstruct needs SCons
+
+    spec = project.spec
+    art = Artifacts.for_project(spec.name)
+    rel = project.path.relative_to(REPO) if project.path.is_relative_to(REPO) else project.path
+    base_env = dict(SPEC=str(project.path), SPEC_DISPLAY=str(rel), PROJECT=spec.name,
+                    ART_ROOT=str(art.root))
+
+    def stage(name, targets, sources, action, target_obj=None, **extra):
+        nodes = env.Command(
+            [str(t) for t in targets],
+            [str(s) for s in sources] + [Value(spec_slice(spec, name, target_obj))]
+            + [str(p) for p in _module_files(name)],
+            Action(action, _quiet(name + (f" {target_obj.name}" if target_obj else ""))),
+            **base_env, **extra)
+        return nodes
+
+    nodes: dict[str, list] = {}
+    index_inputs = []
+    if spec.dataset.layout != "synthetic":
+        root = project.resolve(spec.dataset.root)
+        if root.is_dir():
+            index_inputs = sorted(str(p) for p in root.rglob("*") if p.is_file())
+    nodes["index"] = stage("index", [art.dataset_index], index_inputs, act_index)
+    nodes["features"] = stage("features", [art.features], [art.dataset_index], act_features)
+    model_inputs = [art.features]
+    if spec.transfer is not None and spec.transfer.base.endswith((".yaml", ".yml")):
+        base = project.resolve(spec.transfer.base)
+        base_project = next((p for p in (all_projects or {}).values() if p.path == base), None)
+        if base_project is not None:
+            model_inputs.append(Artifacts.for_project(base_project.name).keras_model)
+    elif spec.transfer is not None:
+        model_inputs.append(project.resolve(spec.transfer.base))
+    nodes["model"] = stage("model", [art.keras_model, art.history], model_inputs, act_model)
+    nodes["tflite"] = stage("tflite", [art.tflite], [art.keras_model, art.features], act_tflite)
+    nodes["analysis"] = stage("analysis", [art.analysis], [art.tflite], act_analysis)
+    nodes["evaluation"] = stage("evaluation", [art.evaluation],
+                                [art.keras_model, art.tflite, art.features], act_evaluation)
+    variant_nodes = {}
+    for target in spec.targets:
+        from .boards import BOARDS_DIR, load_board
+        out_dir = art.firmware(target.name)
+        board = load_board(target.board)
+        outs = [out_dir / f for f in firmware_outputs(project, target)]
+        variant_nodes[target.name] = stage(
+            "firmware", outs,
+            [art.tflite, art.analysis, BOARDS_DIR / f"{target.board}.yaml"] + _template_files(board.soc),
+            act_firmware, target, VARIANT=target.name, OUT_DIR=str(out_dir))
+        Alias(f"{rel.with_suffix('')}/{target.name}", variant_nodes[target.name])
+    nodes["firmware"] = [n for v in variant_nodes.values() for n in v]
+    nodes["report"] = stage("report", [art.report],
+                            [art.dataset_index, art.analysis, art.evaluation]
+                            + [str(n) for n in nodes["firmware"]], act_report)
+    Alias(str(rel.with_suffix("")), nodes["report"] + nodes["firmware"])
+    Alias(spec.name, nodes["report"] + nodes["firmware"])
+    return nodes
+
+
+def main_scons(env, spec_paths: list[Path]) -> None:
+    """Called by SConstruct: declare every project; user errors stop the build cleanly."""
+    from .errors import SpecError
+    projects: dict[str, Project] = {}
+    try:
+        for path in spec_paths:
+            rel = path.relative_to(REPO) if path.is_relative_to(REPO) else path
+            project = load_spec(path, str(rel))
+            projects[project.name] = project
+        for project in projects.values():
+            declare(env, project, projects)
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
