@@ -126,10 +126,25 @@ def _message(err: dict, key: Any, owner: type[BaseModel] | None) -> str:
     return msg
 
 
+_EXPECTED = {"int_parsing": "an integer", "int_type": "an integer", "int_from_float": "an integer",
+             "float_parsing": "a number", "float_type": "a number", "string_type": "a string",
+             "bool_parsing": "true or false", "bool_type": "true or false",
+             "list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping"}
+
+
+def _expected(err: dict) -> str | None:
+    """What a union branch wanted, in a few words, for merging branch errors."""
+    if err["type"] == "literal_error":
+        return err.get("ctx", {}).get("expected")
+    return _EXPECTED.get(err["type"])
+
+
 def problems_from(exc: ValidationError, root: type[BaseModel], pos: Positions,
                   prefix: tuple = ()) -> list[Problem]:
     """One problem per user-visible place; union branches at one place are merged."""
     by_place: dict[tuple, list[str]] = {}
+    expectations: dict[tuple, list[str | None]] = {}
+    inputs: dict[tuple, Any] = {}
     at_key: dict[tuple, bool] = {}
     for err in exc.errors(include_url=False):
         data_loc, owner = _data_loc(root, tuple(err["loc"]))
@@ -150,11 +165,16 @@ def problems_from(exc: ValidationError, root: type[BaseModel], pos: Positions,
         at_key[place] = err["type"] == "extra_forbidden"
         if msg not in by_place.setdefault(place, []):
             by_place[place].append(msg)
+            expectations.setdefault(place, []).append(_expected(err))
+            inputs[place] = err.get("input")
     out = []
     for place, msgs in by_place.items():
-        out.append(pos.problem(place, "; or ".join(msgs) if len(msgs) > 1 and
-                               not any(m.startswith("missing") for m in msgs)
-                               else "; ".join(msgs), at_key=at_key[place]))
+        wanted = expectations[place]
+        if len(msgs) > 1 and all(wanted):
+            text = f"{inputs[place]!r} is not valid here; expected {' or '.join(wanted)}"
+        else:
+            text = "; ".join(msgs)
+        out.append(pos.problem(place, text, at_key=at_key[place]))
     return out
 
 

@@ -1,0 +1,106 @@
+"""Validator tests: the examples pass, values in and out of range behave, derived facts hold."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import REPO
+from generator import cli
+from generator.boards import all_boards, load_board
+from generator.checks import check_project
+from generator.errors import SpecError
+from generator.spec import c_identifier, load_spec
+from generator.yamlpos import loads
+
+EXAMPLES = sorted((REPO / "projects").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_examples_validate(path):
+    project = load_spec(path)
+    check_project(project)
+    assert project.spec.targets
+
+
+def test_fire_alarm_derived_shape():
+    spec = load_spec(REPO / "projects" / "fire_alarm.yaml").spec
+    # 1 s at 16 kHz, 512-sample frames every 512 samples: 31 frames of 32 mel bands.
+    assert (spec.num_frames, spec.num_bins) == (31, 32)
+    assert spec.hop_samples == 512
+    assert spec.detect_classes == ["alarm"]
+
+
+def test_keywords_yes_no_stay_strings():
+    spec = load_spec(REPO / "projects" / "keywords.yaml").spec
+    assert spec.classes[:2] == ["yes", "no"]
+    assert spec.detect_classes == ["yes", "no", "up", "down"]
+
+
+def test_c_identifiers():
+    assert c_identifier("_silence_") == "SILENCE"
+    assert c_identifier("fire alarm") == "FIRE_ALARM"
+
+
+def test_positions_track_nested_values():
+    _, pos = loads("a:\n  b: [1, 2]\n  c:\n    d: x\n", "f.yaml")
+    assert pos.of_value(("a", "b", 1)) == (2, 10)
+    assert pos.of_value(("a", "c", "d")) == (4, 8)
+    assert pos.of_key(("a", "c")) == (3, 3)
+
+
+def _spec_text(extra: str = "", target: str = "{name: pico, board: rpi_pico}") -> str:
+    return ("name: t\nclasses: [a, b]\ndataset: {layout: synthetic}\n"
+            f"model: {{architecture: compact_cnn}}\n{extra}targets:\n  - {target}\n")
+
+
+@pytest.mark.parametrize("extra,ok", [
+    ("audio: {sample_rate: 16000}\n", True),
+    ("audio: {sample_rate: 3999}\n", False),
+    ("features: {frame_length: 256, frame_step: 128, fft_size: 256}\n", True),
+    ("features: {frame_step: 600}\n", False),
+    ("detection: {threshold: 0.6, hysteresis: 0.59}\n", True),
+    ("detection: {threshold: 1.0}\n", False),
+    ("arena: {size: 65536, margin: 1024}\n", True),
+    ("arena: {margin: 2048}\n", False),
+    ("dataset_extra: 1\n", False),
+])
+def test_values(tmp_path, extra, ok):
+    path = tmp_path / "s.yaml"
+    path.write_text(_spec_text(extra))
+    if ok:
+        check_project(load_spec(path))
+    else:
+        with pytest.raises(SpecError):
+            check_project(load_spec(path))
+
+
+def test_all_problems_reported_together(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(_spec_text("audio: {sample_rate: 1}\nfeatures: {fft_size: 3}\n"))
+    with pytest.raises(SpecError) as exc:
+        load_spec(path)
+    assert len(exc.value.problems) == 2
+
+
+def test_boards_load_and_are_consistent():
+    boards = all_boards()
+    assert {b.id for b in boards} == {"rpi_pico", "sparkfun_micromod_rp2040", "mimxrt1060_evkb", "teensy41"}
+    for b in boards:
+        assert b.region(b.arena_region).kind in ("ram", "dtcm")
+        flash = b.regions("flash")
+        assert len(flash) == 1 and flash[0].length == b.flash_size
+    rt = load_board("teensy41")
+    assert rt.flexram.banks * rt.flexram.bank_size == 512 * 1024
+
+
+def test_committed_schema_is_current():
+    committed = cli.SCHEMA_PATH.read_text()
+    assert committed == cli.schema_text(), "schema is stale: run `micforge schema`"
+    schema = json.loads(committed)
+    assert "sample_rate" in json.dumps(schema)
+    # every field is documented
+    for name, definition in schema.get("$defs", {}).items():
+        for field, body in definition.get("properties", {}).items():
+            assert body.get("description"), f"{name}.{field} has no description"
