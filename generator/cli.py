@@ -76,6 +76,8 @@ def cmd_build(args) -> int:
     extra = [f"-j{args.jobs}"] if args.jobs else []
     if args.dry_run:
         extra.append("-n")
+    if args.build_dir:
+        extra.append(f"build_dir={Path(args.build_dir).resolve()}")
     return _scons(extra + [f"spec={spec_path}", alias])
 
 
@@ -144,6 +146,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--variant", help="build only this variant's firmware (and what it needs)")
     b.add_argument("-j", "--jobs", type=int, help="parallel SCons jobs")
     b.add_argument("-n", "--dry-run", action="store_true", help="show what would be rebuilt")
+    b.add_argument("--build-dir", help="where artifacts go (default: build/ in the repository)")
     b.set_defaults(func=cmd_build)
     f = sub.add_parser("verify", help="C features == Python features, bit for bit")
     f.add_argument("spec")

@@ -129,7 +129,7 @@ def act_evaluation(target, source, env):
 
 def act_firmware(target, source, env):
     from .boards import load_board
-    from .firmware import render_target
+    from .targets import render_target
     project = _project(env)
     variant = next(t for t in project.spec.targets if t.name == env["VARIANT"])
     board = load_board(variant.board)
@@ -154,16 +154,17 @@ def _quiet(label: str):
 def firmware_outputs(project: Project, target: Target) -> list[str]:
     """Relative paths of every file the firmware stage writes for `target`."""
     from .boards import load_board
-    from .firmware import output_files
+    from .targets import output_files
     return output_files(project, target, load_board(target.board))
 
 
-def declare(env, project: Project, all_projects: dict[str, Project] | None = None) -> dict:
+def declare(env, project: Project, all_projects: dict[str, Project] | None = None,
+            build_dir: Path | None = None) -> dict:
     """Add a project's targets to `env`; returns {stage: nodes} and registers aliases."""
     from SCons.Script import Action, Alias, Value  # imported here: only SConstruct needs SCons
 
     spec = project.spec
-    art = Artifacts.for_project(spec.name)
+    art = Artifacts.for_project(spec.name, build_dir)
     rel = project.path.relative_to(REPO) if project.path.is_relative_to(REPO) else project.path
     base_env = dict(SPEC=str(project.path), SPEC_DISPLAY=str(rel), PROJECT=spec.name,
                     ART_ROOT=str(art.root))
@@ -190,7 +191,7 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
         base = project.resolve(spec.transfer.base)
         base_project = next((p for p in (all_projects or {}).values() if p.path == base), None)
         if base_project is not None:
-            model_inputs.append(Artifacts.for_project(base_project.name).keras_model)
+            model_inputs.append(Artifacts.for_project(base_project.name, build_dir).keras_model)
     elif spec.transfer is not None:
         model_inputs.append(project.resolve(spec.transfer.base))
     nodes["model"] = stage("model", [art.keras_model, art.history], model_inputs, act_model)
@@ -218,7 +219,7 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
     return nodes
 
 
-def main_scons(env, spec_paths: list[Path]) -> None:
+def main_scons(env, spec_paths: list[Path], build_dir: Path | None = None) -> None:
     """Called by SConstruct: declare every project; user errors stop the build cleanly."""
     from .errors import SpecError
     projects: dict[str, Project] = {}
@@ -228,7 +229,7 @@ def main_scons(env, spec_paths: list[Path]) -> None:
             project = load_spec(path, str(rel))
             projects[project.name] = project
         for project in projects.values():
-            declare(env, project, projects)
+            declare(env, project, projects, build_dir)
     except SpecError as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)
