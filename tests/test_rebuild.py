@@ -1,0 +1,71 @@
+"""End-to-end SCons tests: build, 'up to date', then edit one field and see exactly
+the dependent stages re-run (the SCons test/Value habit)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+STAGE_LINE = re.compile(r"^\[demo\] (\w+)(?: (\w+))?$", re.M)
+
+
+def _scons(spec: Path, build: Path) -> tuple[set[str], str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "SCons", "-C", str(REPO), "-Q", f"spec={spec}", f"build_dir={build}", "demo"],
+        capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ran = {" ".join(filter(None, m.groups())) for m in STAGE_LINE.finditer(proc.stdout)}
+    return ran, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rebuild")
+    spec = tmp / "demo.yaml"
+    shutil.copy(REPO / "projects" / "demo.yaml", spec)
+    ran, _ = _scons(spec, tmp / "build")
+    return spec, tmp / "build", ran
+
+
+def test_first_build_runs_every_stage(built):
+    _, build, ran = built
+    assert {"index", "features", "model", "tflite", "analysis", "evaluation",
+            "firmware pico", "firmware teensy", "report"} <= ran
+    assert (build / "demo" / "tflite" / "model.tflite").stat().st_size > 1000
+
+
+def test_second_run_is_up_to_date(built):
+    spec, build, _ = built
+    ran, out = _scons(spec, build)
+    assert ran == set()
+    assert "is up to date" in out
+
+
+def test_led_pin_edit_rebuilds_only_that_firmware(built):
+    spec, build, _ = built
+    model = build / "demo" / "model" / "model.keras"
+    before = model.stat().st_mtime_ns
+    text = spec.read_text()
+    spec.write_text(text.replace("{name: pico, board: rpi_pico}",
+                                 "{name: pico, board: rpi_pico, led_pin: 15}"))
+    ran, _ = _scons(spec, build)
+    assert ran == {"firmware pico", "report"}
+    assert model.stat().st_mtime_ns == before
+    config = (build / "demo" / "firmware" / "pico").rglob("*config*.h")
+    assert any("15" in p.read_text() for p in config)
+
+
+def test_threshold_edit_does_not_retrain(built):
+    spec, build, _ = built
+    spec.write_text(spec.read_text().replace("classes: [beep]", "classes: [beep]\n  threshold: 0.7"))
+    ran, _ = _scons(spec, build)
+    assert ran == {"firmware pico", "firmware teensy", "report"}
