@@ -62,6 +62,43 @@ class Microphone(_Strict):
     part: str = Field("", description="Microphone part the defaults are for.")
 
 
+class Pad(_Strict):
+    pad: str = Field(description="i.MX RT IOMUXC pad name, e.g. GPIO_AD_B1_12.", pattern=r"^GPIO_[A-Z0-9_]+$")
+    function: str = Field(description="Pad function (ALT mode) as fsl_iomuxc.h names it, e.g. "
+                                      "SAI1_RX_DATA00; the pin-mux macro is IOMUXC_<pad>_<function>.",
+                          pattern=r"^[A-Z][A-Z0-9_]*$")
+
+    @property
+    def macro(self) -> str:
+        return f"IOMUXC_{self.pad}_{self.function}"
+
+
+class Imxrt(_Strict):
+    """Facts only an i.MX RT board needs: pads, GPIO ports, UART, flash chip, stack/heap."""
+
+    led: Pad = Field(description="Pad of the LED (function GPIOn_IOm).")
+    led_gpio: str = Field(description="GPIO instance of the LED, e.g. GPIO1.", pattern=r"^GPIO[1-9]$")
+    led_bit: int = Field(ge=0, le=31, description="Bit of the LED in its GPIO port.")
+    led_active_high: bool = Field(description="Whether driving the pin high lights the LED.")
+    mic_data: Pad = Field(description="Pad of the microphone data (SAIn_RX_DATA00).")
+    mic_clock: Pad = Field(description="Pad of the bit clock (SAIn_RX_BCLK).")
+    mic_word_select: Pad = Field(description="Pad of the word select (SAIn_RX_SYNC).")
+    uart: str = Field(description="LPUART instance carrying the serial line, e.g. LPUART1.",
+                      pattern=r"^LPUART[1-8]$")
+    uart_tx: Pad = Field(description="Pad of the UART TX.")
+    uart_rx: Pad = Field(description="Pad of the UART RX.")
+    uart_baud: int = Field(115200, gt=0, description="Baud rate of the serial line.")
+    flash_part: str = Field(description="QSPI NOR flash part, for the FlexSPI configuration block.")
+    flash_serial_clk: int = Field(ge=1, le=9, description="FCB serialClkFreq code (kFlexSpiSerialClk_*: "
+                                                          "1=30, 6=100, 7=120, 8=133 MHz).")
+    flash_read_sample_clk: int = Field(ge=0, le=3, description="FCB readSampleClkSrc (0 internal loopback, "
+                                                               "1 loopback from DQS pad, 2 from SCK pad, 3 external DQS).")
+    flash_quad_read_dummy: int = Field(ge=0, le=32, description="Dummy cycles (mode bits included) of the "
+                                                                "0xEB quad I/O fast read.")
+    stack_bytes: int = Field(ge=1024, description="Main stack, placed at the top of DTCM.")
+    heap_bytes: int = Field(ge=0, description="Heap for newlib, placed in OCRAM.")
+
+
 class Board(_Strict):
     id: str = Field(description="Board id; the file name without .yaml.", pattern=r"^[a-z][a-z0-9_]*$")
     title: str = Field(description="Human name.")
@@ -75,6 +112,7 @@ class Board(_Strict):
     flash_size: int = Field(gt=0, description="Bytes of program flash.")
     memory: list[Region] = Field(min_length=1, description="Memory map, one entry per region.")
     flexram: FlexRam | None = Field(None, description="FlexRAM bank pool (i.MX RT only).")
+    imxrt: Imxrt | None = Field(None, description="Pads, UART and flash chip (i.MX RT only).")
     gpio_count: int = Field(gt=0, description="GPIOs usable as pin numbers 0..gpio_count-1.")
     reserved_pins: list[int] = Field(default_factory=list, description="Pins the board uses itself.")
     led_pin: int = Field(ge=0, description="On-board LED GPIO.")
