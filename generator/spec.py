@@ -92,15 +92,24 @@ class Features(Strict):
 # ------------------------------------------------------------------------- dataset
 
 class Split(Strict):
-    by: Literal["hash", "fold", "speaker"] = Field(
-        "hash", description="How files are assigned to splits: 'hash' of the file name, "
-                            "'fold' from an ESC-50 meta file, or 'speaker' (Speech Commands ids; "
-                            "no speaker is in two splits).")
+    by: Literal["hash", "fold", "speaker", "lists"] = Field(
+        "hash", description="How files are assigned to splits. 'hash': a seeded sha256 of each "
+                            "clip's group key (its speaker id for '<speaker>_nohash_<n>' names, "
+                            "else its recording and time segment), so related clips never straddle "
+                            "splits. 'speaker': the same, and every speech file must carry a speaker "
+                            "id. 'fold': ESC-50 folds (layout: esc50). 'lists': the dataset's "
+                            "validation_list.txt/testing_list.txt (layout: speech_commands).")
     validation: float = Field(0.1, ge=0, lt=1, description="Fraction for validation (hash/speaker).")
     test: float = Field(0.1, ge=0, lt=1, description="Fraction for test (hash/speaker).")
     validation_folds: list[int] = Field(default_factory=list,
                                         description="Folds used for validation (by: fold).")
     test_folds: list[int] = Field(default_factory=list, description="Folds used for test (by: fold).")
+    segment_seconds: float = Field(3.0, gt=0, le=600,
+                                   description="Recordings are grouped in time segments of this "
+                                               "length (windows named '<recording>_t<seconds>' and "
+                                               "windows cut from long files); each segment is one "
+                                               "group. A window overlapping a window of the same "
+                                               "recording in another split is dropped.")
 
     @model_validator(mode="after")
     def _fractions(self) -> "Split":
@@ -136,6 +145,12 @@ class Dataset(Strict):
     def _root_needed(self) -> "Dataset":
         if self.layout != "synthetic" and not self.root:
             raise ValueError(f"layout '{self.layout}' needs root: the folder of the recordings")
+        needs = {"fold": "esc50", "lists": "speech_commands"}.get(self.split.by)
+        if needs and self.layout != needs:
+            raise ValueError(f"split by: {self.split.by} needs layout: {needs}, not '{self.layout}'")
+        if self.layout == "synthetic" and self.split.by != "hash":
+            raise ValueError("layout: synthetic splits by: hash only (its clips have no speakers, "
+                             "folds or lists)")
         return self
 
 

@@ -1,0 +1,461 @@
+"""The dataset index: every usable clip, its label, split, group and content hash.
+
+Takes a validated Project and produces a JSON-able index (no absolute paths, so
+it is identical on every machine) that the features stage reads:
+
+    {"classes": [...], "layout": ..., "synthetic": bool,
+     "clips": [{"file", "label", "split", "sha256", "window", "group"}],
+     "skipped": [{"file", "reason", "detail"}], "summary": {...}}
+
+`file` is relative to the dataset root (or "synthetic:<class>:<i>"); `window`
+is the index of the clip's window in its file (see audio.py for the cutting).
+
+Layouts: `folders` (a sub-folder per class, searched recursively), `esc50`
+(meta/esc50.csv: filename, fold, category; audio/), `speech_commands` (a folder
+per word; a spec class `_unknown_` without its own folder collects every other
+word, `_silence_` without a folder is cut from `_background_noise_/`), and
+`synthetic` (generated in memory, see synthetic.py). Hidden files are ignored;
+any other file that does not decode to a window is reported in `skipped`.
+
+Group key (what must never straddle two splits), from the file name:
+- `<...>_<speaker>_nohash_<n>`: "speaker:<speaker>" (Speech Commands ids, so
+  `_unknown_/backward_bfd26d6b_nohash_2.wav` is speaker bfd26d6b);
+- otherwise the recording: the stem without a `_t<seconds>` window-offset
+  suffix (alarm_1151_t003.5 -> alarm_1151) or an ESC-50 take suffix
+  (1-211527-A -> 1-211527), plus the time segment of `split.segment_seconds`
+  the window starts in: "alarm_1151@1". A window that overlaps, in time, a
+  window of the same recording placed in another split is dropped (reason
+  "overlaps another split"), so no sample is in two splits.
+
+Splits: `hash`/`speaker` place a group by sha256(seed, group key) against the
+validation/test fractions (stable across machines, and adding files never moves
+existing ones); `fold` by ESC-50 fold; `lists` by Speech Commands lists.
+Silent windows (audio.SILENCE_FLOOR_DBFS) are dropped except in a class meant to
+be silence (`_silence_` or `silence`). An empty class, a class without a folder
+or a class absent from a split is a SpecError at the spec's line.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import audio, synthetic
+from .errors import Problem, SpecError
+from .fileio import write_json
+from .spec import Project
+
+SPLITS = ("train", "validation", "test")
+UNKNOWN, SILENCE, NOISE_DIR = "_unknown_", "_silence_", "_background_noise_"
+
+_SPEAKER = re.compile(r"(?:^|_)([^_]+)_nohash_")
+_OFFSET = re.compile(r"^(?P<rec>.+)_t(?P<t>\d+(?:\.\d+)?)$")
+_TAKE = re.compile(r"^(?P<rec>.*\d)-[A-Z]$")
+
+
+@dataclass
+class _Source:
+    """One candidate file and what the layout knows about it."""
+
+    file: str  # relative to the root, posix
+    label: str
+    path: Path
+    fold: int | None = None
+    listed: str | None = None  # split named by a Speech Commands list
+
+
+def speaker_id(file: str) -> str | None:
+    m = _SPEAKER.search(Path(file).stem)
+    return m.group(1) if m else None
+
+
+def recording(file: str) -> tuple[str, float]:
+    """(recording name, start of the file in it in seconds) from a file name."""
+    stem = Path(file).stem
+    m = _OFFSET.match(stem)
+    if m:
+        return m.group("rec"), float(m.group("t"))
+    m = _TAKE.match(stem)
+    return (m.group("rec") if m else stem), 0.0
+
+
+def group_key(file: str, start: float, segment_seconds: float) -> str:
+    """The documented group key of a window starting `start` s into its recording."""
+    speaker = speaker_id(file)
+    if speaker:
+        return f"speaker:{speaker}"
+    rec, _ = recording(file)
+    return f"{rec}@{math.floor(start / segment_seconds + 1e-9)}"
+
+
+def _unit(seed: int, key: str) -> float:
+    """A uniform number in [0, 1) from sha256(seed, key): the same on every machine."""
+    digest = hashlib.sha256(f"{seed}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
+def _hash_split(seed: int, key: str, validation: float, test: float) -> str:
+    u = _unit(seed, key)
+    return "test" if u < test else "validation" if u < test + validation else "train"
+
+
+def _is_silence_class(label: str) -> bool:
+    return label.strip("_") == "silence"
+
+
+def _is_hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+# ----------------------------------------------------------------------- layouts
+
+def _files_under(folder: Path, root: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not _is_hidden(p, root))
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _missing_class(project: Project, i: int, name: str, where: str, have: list[str]) -> Problem:
+    shown = ", ".join(have[:12]) + (", ..." if len(have) > 12 else "")
+    return project.positions.problem(
+        ("classes", i), f"class '{name}' has no {where} in dataset root "
+                        f"{project.spec.dataset.root} (there: {shown or 'nothing'})")
+
+
+def _folders(project: Project, root: Path, skipped: list, problems: list) -> list[_Source]:
+    classes = project.spec.classes
+    dirs = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    out = []
+    for i, name in enumerate(classes):
+        if name not in dirs:
+            problems.append(_missing_class(project, i, name, "folder", dirs))
+            continue
+        out += [_Source(_rel(p, root), name, p) for p in _files_under(root / name, root)]
+    for d in dirs:
+        if d not in classes:
+            skipped.append({"file": d + "/", "reason": "folder is not a class",
+                            "detail": f"not one of the spec's classes {classes}"})
+    return out
+
+
+def _esc50(project: Project, root: Path, skipped: list, problems: list) -> list[_Source]:
+    meta = root / "meta" / "esc50.csv"
+    if not meta.is_file():
+        problems.append(project.positions.problem(
+            ("dataset", "root"), f"layout: esc50 needs meta/esc50.csv in {project.spec.dataset.root}"))
+        return []
+    with meta.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"filename", "fold", "category"} <= set(rows[0]):
+        problems.append(project.positions.problem(
+            ("dataset", "root"), "meta/esc50.csv needs the columns filename, fold and category"))
+        return []
+    classes = project.spec.classes
+    categories = sorted({r["category"] for r in rows})
+    out = []
+    for i, name in enumerate(classes):
+        if name not in categories and name != UNKNOWN:
+            problems.append(_missing_class(project, i, name, "category in meta/esc50.csv", categories))
+    catch_all = UNKNOWN in classes and UNKNOWN not in categories
+    for r in rows:
+        label = r["category"] if r["category"] in classes else UNKNOWN if catch_all else None
+        if label is None:
+            continue
+        path = root / "audio" / r["filename"]
+        try:
+            fold = int(r["fold"])
+        except ValueError:
+            skipped.append({"file": _rel(path, root), "reason": "bad meta row",
+                            "detail": f"fold '{r['fold']}' is not a number"})
+            continue
+        out.append(_Source(_rel(path, root), label, path, fold=fold))
+    return out
+
+
+def _speech_commands(project: Project, root: Path, skipped: list, problems: list) -> list[_Source]:
+    classes = project.spec.classes
+    dirs = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    words = [d for d in dirs if not d.startswith("_")]
+    folders: dict[str, list[str]] = {}
+    for i, name in enumerate(classes):
+        if name in dirs:
+            folders[name] = [name]
+        elif name == UNKNOWN:
+            folders[name] = [w for w in words if w not in classes]
+        elif name == SILENCE and NOISE_DIR in dirs:
+            folders[name] = [NOISE_DIR]
+        else:
+            problems.append(_missing_class(project, i, name, "folder", dirs))
+    listed = {}
+    for split, list_name in (("validation", "validation_list.txt"), ("test", "testing_list.txt")):
+        p = root / list_name
+        if p.is_file():
+            listed.update({line.strip(): split for line in p.read_text().splitlines() if line.strip()})
+    out = []
+    for name, dirs_of_class in folders.items():
+        for d in dirs_of_class:
+            for p in _files_under(root / d, root):
+                rel = _rel(p, root)
+                out.append(_Source(rel, name, p, listed=listed.get(rel)))
+    return out
+
+
+# ------------------------------------------------------------------------- index
+
+def _read_sources(project: Project, sources: list[_Source], skipped: list):
+    """Decode every source; yields (source, sha256, [(window index, start s)], notes)."""
+    a = project.spec.audio
+    for src in sorted(sources, key=lambda s: s.file):
+        try:
+            data = src.path.read_bytes()
+        except OSError as exc:
+            skipped.append({"file": src.file, "reason": "unreadable file", "detail": exc.strerror or str(exc)})
+            continue
+        try:
+            decoded, wins = audio.windows(data, a.sample_rate, a.clip_samples)
+        except audio.AudioError as exc:
+            skipped.append({"file": src.file, "reason": exc.reason, "detail": exc.detail})
+            continue
+        kept = []
+        for k, w in enumerate(wins):
+            if not _is_silence_class(src.label) and audio.is_silent(w):
+                skipped.append({"file": src.file, "reason": "silent window",
+                                "detail": f"window {k}: {audio.rms_dbfs(w):.1f} dBFS, below "
+                                          f"{audio.SILENCE_FLOOR_DBFS:g} dBFS"})
+                continue
+            kept.append(k)
+        notes = list(decoded.converted)
+        if decoded.file_rate != a.sample_rate:
+            notes.append(f"resampled from {decoded.file_rate} Hz")
+        yield src, hashlib.sha256(data).hexdigest(), kept, notes
+
+
+def _guard_overlaps(clips: list[dict], timing: dict, clip_seconds: float, skipped: list) -> list[dict]:
+    """Drop the earlier of two overlapping windows of one recording in different splits."""
+    by_rec: dict[str, list[dict]] = defaultdict(list)
+    for c in clips:
+        by_rec[timing[id(c)][0]].append(c)
+    dropped: set[int] = set()
+    for rec, members in by_rec.items():
+        members.sort(key=lambda c: (timing[id(c)][1], c["file"], c["window"]))
+        for i, a in enumerate(members):
+            start_a = timing[id(a)][1]
+            for b in members[i + 1:]:
+                if timing[id(b)][1] >= start_a + clip_seconds - 1e-9:
+                    break
+                if a["split"] != b["split"] and id(b) not in dropped:
+                    dropped.add(id(a))
+                    skipped.append({"file": a["file"], "reason": "overlaps another split",
+                                    "detail": f"window {a['window']} ({a['split']}) overlaps "
+                                              f"{b['file']} ({b['split']}) of recording {rec}"})
+                    break
+    return [c for c in clips if id(c) not in dropped]
+
+
+def _synthetic_index(project: Project) -> tuple[list[dict], list[dict]]:
+    spec = project.spec
+    roles = synthetic.roles(project)
+    split, n = spec.dataset.split, spec.dataset.synthetic.clips_per_class
+    # Generated clips are independent, so each class is split in exact proportions:
+    # clips ordered by their seeded hash, the first ones to test, then validation.
+    n_test, n_val = round(n * split.test), round(n * split.validation)
+    out = []
+    for name in spec.classes:
+        files = [f"synthetic:{name}:{i}" for i in range(n)]
+        rank = {f: r for r, f in enumerate(sorted(files, key=lambda f: _unit(spec.dataset.seed, f)))}
+        for i, file in enumerate(files):
+            x = synthetic.clip(roles[name], name, i, spec.dataset.seed, spec.audio.sample_rate,
+                               spec.audio.clip_samples)
+            r = rank[file]
+            out.append({"file": file, "label": name, "window": 0, "group": file,
+                        "sha256": hashlib.sha256(x.tobytes()).hexdigest(),
+                        "split": "test" if r < n_test else "validation" if r < n_test + n_val
+                        else "train"})
+    return out, []
+
+
+def _file_index(project: Project) -> tuple[list[dict], list[dict], dict]:
+    spec = project.spec
+    ds, split = spec.dataset, spec.dataset.split
+    root = project.resolve(ds.root)
+    if not root.is_dir():
+        raise SpecError(project.positions.problem(
+            ("dataset", "root"), f"dataset root {ds.root} is not a folder (looked at {root})"))
+    skipped: list[dict] = []
+    problems: list[Problem] = []
+    layout = {"folders": _folders, "esc50": _esc50, "speech_commands": _speech_commands}[ds.layout]
+    sources = layout(project, root, skipped, problems)
+    if problems:
+        raise SpecError(problems)
+    clip_seconds = spec.audio.clip_samples / spec.audio.sample_rate
+    clips: list[dict] = []
+    timing: dict[int, tuple[str, float]] = {}
+    converted: Counter = Counter()
+    for src, sha, kept, notes in _read_sources(project, sources, skipped):
+        converted.update(notes)
+        rec, offset = recording(src.file)
+        for k in kept:
+            start = offset + k * clip_seconds
+            group = group_key(src.file, start, split.segment_seconds)
+            if split.by == "fold":
+                where = ("test" if src.fold in split.test_folds else
+                         "validation" if src.fold in split.validation_folds else "train")
+            elif split.by == "lists" and not src.file.startswith(NOISE_DIR + "/"):
+                where = src.listed or "train"
+            else:  # hash, speaker, and lists for noise recordings (the lists do not name them)
+                where = _hash_split(ds.seed, group, split.validation, split.test)
+            c = {"file": src.file, "label": src.label, "split": where, "sha256": sha,
+                 "window": k, "group": group}
+            timing[id(c)] = (rec, start)
+            clips.append(c)
+    clips = _guard_overlaps(clips, timing, clip_seconds, skipped)
+    if split.by == "speaker" and not any(c["group"].startswith("speaker:") for c in clips):
+        raise SpecError(project.positions.problem(
+            ("dataset", "split", "by"), "split by: speaker, but no file name carries a speaker id "
+                                        "('<speaker>_nohash_<n>.wav'); use by: hash"))
+    return clips, skipped, dict(sorted(converted.items()))
+
+
+def _cap(project: Project, clips: list[dict]) -> list[dict]:
+    cap = project.spec.dataset.max_clips_per_class
+    if cap is None:
+        return clips
+    by_label: dict[str, list[dict]] = defaultdict(list)
+    for c in clips:
+        by_label[c["label"]].append(c)
+    keep = []
+    for members in by_label.values():
+        members.sort(key=lambda c: _unit(project.spec.dataset.seed, f"cap\0{c['file']}\0{c['window']}"))
+        keep += members[:cap]
+    return keep
+
+
+def _check(project: Project, clips: list[dict], skipped: list[dict]) -> None:
+    spec = project.spec
+    split = spec.dataset.split
+    counts = Counter((c["label"], c["split"]) for c in clips)
+    problems = []
+    needed = [s for s in SPLITS if s == "train" or split.by in ("fold", "lists")
+              or (s == "validation" and split.validation > 0) or (s == "test" and split.test > 0)]
+    for i, name in enumerate(spec.classes):
+        total = sum(counts[(name, s)] for s in SPLITS)
+        if total == 0:
+            why = Counter(s["reason"] for s in skipped if s["file"].startswith(name + "/"))
+            detail = f" ({', '.join(f'{n} {r}' for r, n in sorted(why.items()))})" if why else ""
+            problems.append(project.positions.problem(
+                ("classes", i), f"class '{name}' has no usable clips{detail}; add recordings or "
+                                f"remove the class"))
+            continue
+        for s in needed:
+            if counts[(name, s)] == 0:
+                groups = len({c["group"] for c in clips if c["label"] == name})
+                problems.append(project.positions.problem(
+                    ("dataset", "split"), f"class '{name}' has no clips in the {s} split "
+                                          f"({total} clips in {groups} groups); add recordings, "
+                                          f"change dataset.seed or the split fractions"))
+    if problems:
+        raise SpecError(problems)
+
+
+def build_index(project: Project) -> dict:
+    """The dataset index of a project (see the module docstring); SpecError on a bad dataset."""
+    spec = project.spec
+    if spec.dataset.layout == "synthetic":
+        clips, skipped = _synthetic_index(project)
+        converted: dict = {}
+    else:
+        clips, skipped, converted = _file_index(project)
+    clips = sorted(_cap(project, clips), key=lambda c: (c["file"], c["window"]))
+    skipped.sort(key=lambda s: (s["file"], s["reason"], s["detail"]))
+    _check(project, clips, skipped)
+    counts = Counter((c["label"], c["split"]) for c in clips)
+    summary = {
+        "clips": {name: {s: counts[(name, s)] for s in SPLITS} for name in spec.classes},
+        "groups": {s: len({c["group"] for c in clips if c["split"] == s}) for s in SPLITS},
+        "speakers": {s: len({c["group"] for c in clips if c["split"] == s
+                             and c["group"].startswith("speaker:")}) for s in SPLITS},
+        "skipped": dict(sorted(Counter(s["reason"] for s in skipped).items())),
+        "converted": converted,
+        "total": len(clips),
+    }
+    return {"classes": list(spec.classes), "layout": spec.dataset.layout,
+            "synthetic": spec.dataset.layout == "synthetic", "sample_rate": spec.audio.sample_rate,
+            "clip_samples": spec.audio.clip_samples, "clips": clips, "skipped": skipped,
+            "summary": summary}
+
+
+def write_index(project: Project, out_path: str | Path) -> dict:
+    index = build_index(project)
+    write_json(out_path, index)
+    return index
+
+
+def summarize(index: dict) -> str:
+    """A few lines for humans: clips per class and split, what was skipped or converted."""
+    s = index["summary"]
+    head = "SYNTHETIC dataset (generated tones and noise, not recordings)" if index["synthetic"] \
+        else f"dataset ({index['layout']})"
+    width = max(len(c) for c in index["classes"])
+    lines = [f"{head}: {s['total']} clips"]
+    lines.append(f"  {'class':<{width}}  " + "  ".join(f"{x:>10}" for x in SPLITS))
+    for name, per in s["clips"].items():
+        lines.append(f"  {name:<{width}}  " + "  ".join(f"{per[x]:>10}" for x in SPLITS))
+    lines.append("  groups: " + ", ".join(f"{x} {s['groups'][x]}" for x in SPLITS)
+                 + (" (speakers: " + ", ".join(f"{x} {s['speakers'][x]}" for x in SPLITS) + ")"
+                    if any(s["speakers"].values()) else ""))
+    if s["skipped"]:
+        lines.append("  skipped: " + ", ".join(f"{n} {r}" for r, n in s["skipped"].items()))
+    if s["converted"]:
+        lines.append("  converted: " + ", ".join(f"{n} {r}" for r, n in s["converted"].items()))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------- loading
+
+def load_split(project: Project, index: dict, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """int16 clips [N, clip_samples] and int64 labels (index into spec.classes) of one split.
+
+    Audio is decoded exactly as when the index was built; a file whose content
+    no longer matches its sha256 is an error (the index is stale).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    spec = project.spec
+    n = spec.audio.clip_samples
+    label_of = {name: i for i, name in enumerate(spec.classes)}
+    chosen = [c for c in index["clips"] if c["split"] == split]
+    out = np.zeros((len(chosen), n), dtype=np.int16)
+    labels = np.array([label_of[c["label"]] for c in chosen], dtype=np.int64)
+    if index["synthetic"]:
+        roles = synthetic.roles(project)
+        for row, c in enumerate(chosen):
+            _, name, i = c["file"].split(":")
+            out[row] = synthetic.clip(roles[name], name, int(i), spec.dataset.seed,
+                                      spec.audio.sample_rate, n)
+        return out, labels
+    root = project.resolve(spec.dataset.root)
+    cache: tuple[str, list[np.ndarray]] | None = None
+    for row, c in enumerate(chosen):
+        if cache is None or cache[0] != c["file"]:
+            try:
+                data = (root / c["file"]).read_bytes()
+            except OSError as exc:
+                raise SpecError(project.positions.problem(
+                    ("dataset", "root"), f"{c['file']}: {exc.strerror or exc}; the dataset changed "
+                                         f"since its index was built, rebuild the index")) from None
+            if hashlib.sha256(data).hexdigest() != c["sha256"]:
+                raise SpecError(project.positions.problem(
+                    ("dataset", "root"), f"{c['file']} changed since the dataset index was built; "
+                                         f"rebuild the index"))
+            cache = (c["file"], audio.windows(data, spec.audio.sample_rate, n)[1])
+        out[row] = cache[1][c["window"]]
+    return out, labels
