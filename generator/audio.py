@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,7 +89,8 @@ def decode(data: bytes, sample_rate: int) -> Decoded:
         text = str(exc)
         if "Format not recognised" in text or "unknown format" in text.lower():
             raise AudioError("not an audio file", "libsndfile does not recognise the format") from None
-        raise AudioError("unreadable audio", text.splitlines()[0] if text else type(exc).__name__) from None
+        text = re.sub(r"^Error opening .*?: ", "", text.splitlines()[0] if text else type(exc).__name__)
+        raise AudioError("unreadable audio", text) from None
     if x.shape[0] == 0:
         raise AudioError("no samples", f"{channels} channel(s) at {rate} Hz, 0 frames")
     if not np.all(np.isfinite(x)):
