@@ -303,6 +303,7 @@ def _file_index(project: Project) -> tuple[list[dict], list[dict], dict]:
     for src, sha, kept, notes in _read_sources(project, sources, skipped):
         converted.update(notes)
         rec, offset = recording(src.file)
+        rec = str(Path(src.file).with_name(rec))  # time overlap only within one folder's recording
         for k in kept:
             start = offset + k * clip_seconds
             group = group_key(src.file, start, split.segment_seconds)

@@ -1,0 +1,281 @@
+"""The dataset index: layouts, bad files, leak-free splits, errors at spec lines, loading."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from generator import dataset
+from generator.errors import SpecError
+from generator.spec import load_spec
+
+RATE = 16000
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_wav(path: Path, x, rate=RATE, subtype="PCM_16") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x, rate, subtype=subtype, format="WAV")
+    return path
+
+
+def noise(seconds=1.0, seed=0, rate=RATE, level=0.1):
+    return level * np.random.default_rng(seed).uniform(-1, 1, int(round(seconds * rate)))
+
+
+def spec_file(tmp_path: Path, dataset_yaml: str, classes: str = "[a, b]") -> Path:
+    """A spec whose line 2 is `classes:` and whose dataset section starts on line 3."""
+    text = (f"name: t\nclasses: {classes}\ndataset:\n{dataset_yaml}"
+            "model: {architecture: compact_cnn}\ntargets:\n  - {name: pico, board: rpi_pico}\n")
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+def folder_set(tmp_path: Path, per_class: int = 6) -> Path:
+    for cls in ("a", "b"):
+        for i in range(per_class):
+            write_wav(tmp_path / "data" / cls / f"{cls}{i}.wav", noise(seed=100 * ord(cls) + i))
+    return tmp_path / "data"
+
+
+def test_bad_files_are_handled_or_reported(tmp_path):
+    root = folder_set(tmp_path)
+    a = root / "a"
+    write_wav(a / "stereo.wav", np.stack([noise(seed=1), noise(seed=2)], axis=1))
+    write_wav(a / "eight_bit.wav", noise(seed=3), subtype="PCM_U8")
+    write_wav(a / "cd_rate.wav", noise(seed=4, rate=44100), rate=44100)
+    write_wav(a / "long.wav", noise(2.6, seed=5))  # 3 windows, the last zero-padded
+    write_wav(a / "short.wav", noise(0.2, seed=6))
+    write_wav(a / "quiet.wav", noise(seed=7, level=1e-4))
+    (a / "empty.wav").write_bytes(b"")
+    (a / "notes.wav").write_text("a text file renamed to .wav\n" * 20)
+    (a / "corrupt.wav").write_bytes((a / "a0.wav").read_bytes()[:30])
+    (a / "readme.txt").write_text("not audio")
+    (a / ".DS_Store").write_bytes(b"\0\1")
+    (root / "extra").mkdir()
+    project = load_spec(spec_file(tmp_path, "  root: data\n  split: {validation: 0, test: 0}\n"))
+    index = dataset.build_index(project)
+    reasons = {s["file"]: s["reason"] for s in index["skipped"]}
+    assert reasons == {"a/short.wav": "too short", "a/quiet.wav": "silent window",
+                       "a/empty.wav": "empty file", "a/notes.wav": "not an audio file",
+                       "a/corrupt.wav": "unreadable audio", "a/readme.txt": "not an audio file",
+                       "extra/": "folder is not a class"}
+    windows = defaultdict(list)
+    for c in index["clips"]:
+        windows[c["file"]].append(c["window"])
+    assert windows["a/long.wav"] == [0, 1, 2]
+    assert {"a/stereo.wav", "a/eight_bit.wav", "a/cd_rate.wav"} <= set(windows)
+    assert index["summary"]["converted"] == {"converted from PCM_U8": 1, "mixed to mono": 1,
+                                             "resampled from 44100 Hz": 1}
+    text = dataset.summarize(index)
+    assert "1 too short" in text and "1 resampled from 44100 Hz" in text
+    x, y = dataset.load_split(project, index, "train")
+    assert x.shape == (len(index["clips"]), RATE) and x.dtype == np.int16 and y.dtype == np.int64
+    assert sorted(set(y.tolist())) == [0, 1]
+
+
+def test_empty_class_is_an_error_at_its_spec_line(tmp_path):
+    root = folder_set(tmp_path)
+    for p in (root / "b").iterdir():
+        p.write_bytes(b"")
+    project = load_spec(spec_file(tmp_path, "  root: data\n  split: {validation: 0, test: 0}\n"),
+                        "spec.yaml")
+    with pytest.raises(SpecError) as info:
+        dataset.build_index(project)
+    assert str(info.value) == ("spec.yaml:2:14: class 'b' has no usable clips (6 empty file); "
+                               "add recordings or remove the class")
+
+
+def test_class_without_folder_and_missing_root_point_at_the_spec(tmp_path):
+    folder_set(tmp_path)
+    project = load_spec(spec_file(tmp_path, "  root: data\n", "[a, b, c]"), "spec.yaml")
+    with pytest.raises(SpecError, match=r"^spec.yaml:2:17: class 'c' has no folder in dataset "
+                                        r"root data \(there: a, b\)$"):
+        dataset.build_index(project)
+    project = load_spec(spec_file(tmp_path, "  root: nowhere\n"), "spec.yaml")
+    with pytest.raises(SpecError, match=r"^spec.yaml:4:9: dataset root nowhere is not a folder"):
+        dataset.build_index(project)
+
+
+def test_class_missing_from_a_split_is_an_error_at_the_split(tmp_path):
+    root = folder_set(tmp_path, per_class=30)
+    for p in sorted((root / "b").iterdir())[1:]:
+        p.unlink()
+    project = load_spec(spec_file(tmp_path, "  root: data\n  split: {validation: 0.3, test: 0.3}\n"),
+                        "spec.yaml")
+    with pytest.raises(SpecError) as info:
+        dataset.build_index(project)
+    lines = str(info.value).splitlines()
+    assert lines and all(re.match(r"spec.yaml:5:10: class 'b' has no clips in the "
+                                  r"(train|validation|test) split \(1 clips in 1 groups\)", l)
+                         for l in lines)
+    assert len(lines) == 2  # the one clip of 'b' is in one split, missing from the other two
+
+
+def test_windowed_recording_groups_by_segment_and_never_overlaps_across_splits(tmp_path):
+    # One 30 s recording cut into 1 s windows every 0.5 s, as in fire_alarm/alarm.
+    rec = noise(30.5, seed=9)
+    for k in range(60):
+        t = k * 0.5
+        write_wav(tmp_path / "data" / "a" / f"siren_0001_t{t:05.1f}.wav",
+                  rec[int(t * RATE):int(t * RATE) + RATE])
+        write_wav(tmp_path / "data" / "b" / f"b{k}.wav", noise(seed=100 + k))
+    project = load_spec(spec_file(tmp_path, "  root: data\n  split: {validation: 0.25, test: 0.25, "
+                                            "segment_seconds: 3}\n  seed: 2\n"))
+    index = dataset.build_index(project)
+    alarm = [c for c in index["clips"] if c["label"] == "a"]
+    starts = {c["file"]: float(re.search(r"_t([\d.]+)\.wav", c["file"]).group(1)) for c in alarm}
+    assert {c["group"] for c in alarm} == {f"siren_0001@{s}" for s in range(10)}
+    assert all(c["group"] == f"siren_0001@{int(starts[c['file']] // 3)}" for c in alarm)
+    assert len({c["split"] for c in alarm}) == 3
+    for c in alarm:
+        for d in alarm:
+            if c["split"] != d["split"]:
+                assert abs(starts[c["file"]] - starts[d["file"]]) >= 1.0, (c, d)
+    guarded = [s for s in index["skipped"] if s["reason"] == "overlaps another split"]
+    assert guarded and len(alarm) + len(guarded) == 60
+
+
+def test_group_key_rule():
+    assert dataset.group_key("yes/022cd682_nohash_0.wav", 0, 3) == "speaker:022cd682"
+    assert dataset.group_key("_unknown_/backward_bfd26d6b_nohash_2.wav", 0, 3) == "speaker:bfd26d6b"
+    assert dataset.group_key("alarm/alarm_1151_t003.5.wav", 3.5, 3) == "alarm_1151@1"
+    assert dataset.group_key("bg/esc10_rain_1-17367-A.wav", 0, 3) == "esc10_rain_1-17367@0"
+    assert dataset.group_key("bg/esc10_rain_1-17367-B.wav", 0, 3) == "esc10_rain_1-17367@0"
+    assert dataset.group_key("_silence_/silence_1024.wav", 0, 3) == "silence_1024@0"
+    assert dataset.group_key("long.wav", 7.0, 3) == "long@2"
+
+
+def test_speech_commands_layout_lists_unknown_and_background_noise(tmp_path):
+    root = tmp_path / "data"
+    speakers = [f"{i:08x}" for i in range(0x1a2b3c00, 0x1a2b3c0c)]
+    for word in ("yes", "no", "cat", "dog"):
+        for i, spk in enumerate(speakers):
+            write_wav(root / word / f"{spk}_nohash_0.wav", noise(seed=i + 7 * len(word)))
+    write_wav(root / "_background_noise_" / "white_noise.wav", noise(30.0, seed=1))
+    (root / "validation_list.txt").write_text("".join(f"{w}/{speakers[0]}_nohash_0.wav\n"
+                                                      for w in ("yes", "no", "cat")))
+    (root / "testing_list.txt").write_text("".join(f"{w}/{speakers[1]}_nohash_0.wav\n"
+                                                   for w in ("yes", "no", "dog")))
+    project = load_spec(spec_file(tmp_path, "  root: data\n  layout: speech_commands\n"
+                                            "  split: {by: lists, validation: 0.3, test: 0.3}\n  seed: 4\n",
+                                  "[yes, no, _silence_, _unknown_]"))
+    index = dataset.build_index(project)  # seed 4 puts some of the 10 noise segments in each split
+    by_file = {(c["file"], c["window"]): c for c in index["clips"]}
+    assert by_file[(f"yes/{speakers[0]}_nohash_0.wav", 0)]["split"] == "validation"
+    assert by_file[(f"dog/{speakers[1]}_nohash_0.wav", 0)]["split"] == "test"
+    assert by_file[(f"dog/{speakers[1]}_nohash_0.wav", 0)]["label"] == "_unknown_"
+    assert by_file[(f"cat/{speakers[5]}_nohash_0.wav", 0)]["split"] == "train"
+    noise_windows = [c for c in index["clips"] if c["label"] == "_silence_"]
+    assert [c["window"] for c in noise_windows] == list(range(30))
+
+
+def test_esc50_layout_splits_by_fold(tmp_path):
+    root = tmp_path / "data"
+    rows = ["filename,fold,target,category,esc10,src_file,take"]
+    for fold in range(1, 6):
+        for cat in ("rain", "dog", "rooster"):
+            name = f"{fold}-{1000 + 10 * fold + len(cat)}-A.wav"
+            write_wav(root / "audio" / name, noise(5.0, seed=fold))
+            rows.append(f"{name},{fold},0,{cat},False,{name[2:6]},A")
+    (root / "meta").mkdir()
+    (root / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
+    project = load_spec(spec_file(tmp_path, "  root: data\n  layout: esc50\n  split: {by: fold, "
+                                            "validation_folds: [4], test_folds: [5]}\n",
+                                  "[rain, _unknown_]"))
+    index = dataset.build_index(project)
+    fold_of = {c["file"]: int(c["file"].split("/")[1][0]) for c in index["clips"]}
+    assert all(c["split"] == {4: "validation", 5: "test"}.get(fold_of[c["file"]], "train")
+               for c in index["clips"])
+    assert {c["window"] for c in index["clips"]} == set(range(5))
+    assert index["summary"]["clips"] == {"rain": {"train": 15, "validation": 5, "test": 5},
+                                         "_unknown_": {"train": 30, "validation": 10, "test": 10}}
+
+
+def test_stale_index_is_refused(tmp_path):
+    root = folder_set(tmp_path)
+    project = load_spec(spec_file(tmp_path, "  root: data\n  split: {validation: 0, test: 0}\n"))
+    index = dataset.build_index(project)
+    write_wav(root / "a" / "a0.wav", noise(seed=999))
+    with pytest.raises(SpecError, match="a/a0.wav changed since the dataset index was built"):
+        dataset.load_split(project, index, "train")
+
+
+def test_cap_keeps_a_deterministic_subset(tmp_path):
+    folder_set(tmp_path, per_class=10)
+    project = load_spec(spec_file(tmp_path, "  root: data\n  split: {validation: 0, test: 0}\n"
+                                            "  max_clips_per_class: 4\n"))
+    first, second = dataset.build_index(project), dataset.build_index(project)
+    assert first == second and first["summary"]["clips"]["a"]["train"] == 4
+
+
+def test_synthetic_demo_is_deterministic_and_labelled():
+    project = load_spec(REPO / "projects" / "demo.yaml")
+    index = dataset.build_index(project)
+    assert index == dataset.build_index(project)
+    assert index["synthetic"] and dataset.summarize(index).startswith("SYNTHETIC")
+    assert index["summary"]["clips"]["beep"] == {"train": 48, "validation": 6, "test": 6}
+    x, y = dataset.load_split(project, index, "test")
+    again, _ = dataset.load_split(project, index, "test")
+    assert np.array_equal(x, again) and x.shape == (12, RATE)
+    assert len({row.tobytes() for row in x}) == 12
+
+
+# ------------------------------------------------------------- the shared data
+
+def _speaker(file: str) -> str | None:
+    m = re.search(r"([0-9a-f]{8})_nohash_", file)
+    return m.group(1) if m else None
+
+
+@pytest.mark.shared
+def test_kws_speakers_never_in_two_splits_and_index_is_reproducible(shared_data):
+    project = load_spec(REPO / "projects" / "keywords.yaml")
+    start = time.perf_counter()
+    index = dataset.build_index(project)
+    seconds = time.perf_counter() - start
+    assert len(index["clips"]) == 1250 and seconds < 10
+    splits_of = defaultdict(set)
+    for c in index["clips"]:
+        if _speaker(c["file"]):
+            splits_of[_speaker(c["file"])].add(c["split"])
+    assert len(splits_of) > 100 and all(len(s) == 1 for s in splits_of.values())
+    text = json.dumps(index, sort_keys=True)
+    assert text == json.dumps(dataset.build_index(project), sort_keys=True)
+    assert str(shared_data) not in text and '"/' not in text
+    start = time.perf_counter()
+    x, y = dataset.load_split(project, index, "train")
+    assert time.perf_counter() - start < 5
+    row = next(i for i, c in enumerate(c for c in index["clips"] if c["split"] == "train"))
+    first = next(c for c in index["clips"] if c["split"] == "train")
+    expected, _ = sf.read(shared_data / "kws" / first["file"], dtype="int16")
+    assert np.array_equal(x[row], expected) and y[row] == project.spec.classes.index(first["label"])
+
+
+@pytest.mark.shared
+def test_fire_alarm_windows_of_one_recording_never_overlap_across_splits(shared_data):
+    project = load_spec(REPO / "projects" / "fire_alarm.yaml")
+    index = dataset.build_index(project)
+    alarm = [c for c in index["clips"] if c["label"] == "alarm"]
+    assert {c["split"] for c in alarm} == {"train", "validation", "test"}
+    timed = [(re.search(r"(alarm_\d+)_t(\d+\.\d)", c["file"]).groups(), c["split"]) for c in alarm]
+    for (rec_a, t_a), split_a in timed:
+        for (rec_b, t_b), split_b in timed:
+            if rec_a == rec_b and split_a != split_b:
+                assert abs(float(t_a) - float(t_b)) >= 1.0
+    # ESC-10 takes A/B/C of one source clip stay together.
+    esc = defaultdict(set)
+    for c in index["clips"]:
+        m = re.search(r"(esc10_.*_\d-\d+)-[A-Z]\.wav", c["file"])
+        if m:
+            esc[m.group(1)].add(c["split"])
+    assert esc and all(len(s) == 1 for s in esc.values())
