@@ -442,6 +442,9 @@ def load_split(project: Project, index: dict, split: str) -> tuple[np.ndarray, n
             _, name, i = c["file"].split(":")
             out[row] = synthetic.clip(roles[name], name, int(i), spec.dataset.seed,
                                       spec.audio.sample_rate, n)
+            if hashlib.sha256(out[row].tobytes()).hexdigest() != c["sha256"]:
+                raise ValueError(f"{c['file']} no longer generates the clip in the index; "
+                                 f"rebuild the index")
         return out, labels
     root = project.resolve(spec.dataset.root)
     cache: tuple[str, list[np.ndarray]] | None = None

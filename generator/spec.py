@@ -96,8 +96,8 @@ class Split(Strict):
         "hash", description="How files are assigned to splits. 'hash': a seeded sha256 of each "
                             "clip's group key (its speaker id for '<speaker>_nohash_<n>' names, "
                             "else its recording and time segment), so related clips never straddle "
-                            "splits. 'speaker': the same, and every speech file must carry a speaker "
-                            "id. 'fold': ESC-50 folds (layout: esc50). 'lists': the dataset's "
+                            "splits. 'speaker': the same, and an error if no file name carries a "
+                            "speaker id. 'fold': ESC-50 folds (layout: esc50). 'lists': the dataset's "
                             "validation_list.txt/testing_list.txt (layout: speech_commands).")
     validation: float = Field(0.1, ge=0, lt=1, description="Fraction for validation (hash/speaker).")
     test: float = Field(0.1, ge=0, lt=1, description="Fraction for test (hash/speaker).")

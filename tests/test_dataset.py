@@ -279,3 +279,15 @@ def test_fire_alarm_windows_of_one_recording_never_overlap_across_splits(shared_
         if m:
             esc[m.group(1)].add(c["split"])
     assert esc and all(len(s) == 1 for s in esc.values())
+
+
+def test_split_needs_its_layout_and_speaker_ids(tmp_path):
+    folder_set(tmp_path)
+    with pytest.raises(SpecError, match=r"^spec.yaml:5:10: split by: fold needs layout: esc50"):
+        load_spec(spec_file(tmp_path, "  root: data\n  split: {by: fold, validation_folds: [1], "
+                                      "test_folds: [2]}\n"), "spec.yaml")
+    project = load_spec(spec_file(tmp_path, "  root: data\n  split: {by: speaker, validation: 0, "
+                                            "test: 0}\n"), "spec.yaml")
+    with pytest.raises(SpecError, match=r"^spec.yaml:5:15: split by: speaker, but no file name "
+                                        r"carries a speaker id"):
+        dataset.build_index(project)
