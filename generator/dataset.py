@@ -408,13 +408,16 @@ def summarize(index: dict) -> str:
     width = max(len(c) for c in index["classes"])
     lines = [f"{head}: {s['total']} clips"]
     lines.append(f"  {'class':<{width}}  " + "  ".join(f"{x:>10}" for x in SPLITS))
-    for name, per in s["clips"].items():
+    for name in index["classes"]:
+        per = s["clips"][name]
         lines.append(f"  {name:<{width}}  " + "  ".join(f"{per[x]:>10}" for x in SPLITS))
     lines.append("  groups: " + ", ".join(f"{x} {s['groups'][x]}" for x in SPLITS)
                  + (" (speakers: " + ", ".join(f"{x} {s['speakers'][x]}" for x in SPLITS) + ")"
                     if any(s["speakers"].values()) else ""))
-    if s["skipped"]:
-        lines.append("  skipped: " + ", ".join(f"{n} {r}" for r, n in s["skipped"].items()))
+    for reason, n in s["skipped"].items():
+        files = sorted({x["file"] for x in index["skipped"] if x["reason"] == reason})
+        shown = ", ".join(files[:3]) + (f", ... ({len(files)} files)" if len(files) > 3 else "")
+        lines.append(f"  skipped: {n} {reason}: {shown}")
     if s["converted"]:
         lines.append("  converted: " + ", ".join(f"{n} {r}" for r, n in s["converted"].items()))
     return "\n".join(lines)
