@@ -8,12 +8,12 @@ labels repeated to match. All draws come from one numpy Generator seeded with
 
 Each copy applies, each with its own probability and in this order:
 1. time shift: circular, by up to `shift_max_seconds` either way;
-2. mix: another clip of the same label, scaled to `mix_gain_db` relative to
-   this clip's RMS (the first clip's label is kept);
+2. mix: another clip of the same label (itself only if the label has one clip),
+   scaled to `mix_gain_db` relative to this clip's RMS; the label is kept;
 3. gain: `gain_db`;
 4. silence: a random stretch of up to `silence_max_fraction` set to zero;
 5. white noise at an SNR drawn from `noise_snr_db` relative to the clip's power
-   (for a digitally silent clip, relative to -60 dBFS);
+   (for a clip quieter than -60 dBFS, relative to -60 dBFS; so also for mixing);
 then rounds and clips to int16 (gain and mixing may clip, as a real ADC would).
 Call it on the training split only.
 """
