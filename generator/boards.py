@@ -76,6 +76,8 @@ class Pad(_Strict):
 class Imxrt(_Strict):
     """Facts only an i.MX RT board needs: pads, GPIO ports, UART, flash chip, stack/heap."""
 
+    part: str = Field(description="Chip part number; the SDK's CPU_<part> define, e.g. MIMXRT1062DVL6B.",
+                      pattern=r"^MIMXRT1062[A-Z0-9]+$")
     led: Pad = Field(description="Pad of the LED (function GPIOn_IOm).")
     led_gpio: str = Field(description="GPIO instance of the LED, e.g. GPIO1.", pattern=r"^GPIO[1-9]$")
     led_bit: int = Field(ge=0, le=31, description="Bit of the LED in its GPIO port.")

@@ -1,0 +1,276 @@
+"""i.MX RT1062 firmware: an MCUXpresso SDK (armgcc CMake) project per target.
+
+`render(project, target, board, analysis, tflite_bytes, out_dir) -> list[Path]`
+(alias `render_imxrt`) plans the FlexRAM split from the build's size estimates
+(generator.flexram), then renders templates/imxrt1062/*.j2 and the
+target-neutral templates/common/*.j2 from one context, and writes the plan as
+flexram_plan.json. `check_target(project, target, board, analysis)` returns the
+spec problems (file:line) that make a target impossible: a FlexRAM split that
+cannot hold it, a sample rate the SAI clock cannot divide, pin overrides.
+`output_files(project, target, board)` lists every file render writes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..boards import Board
+from ..checks import effective_arena, effective_outputs
+from ..errors import Problem, SpecError
+from ..flexram import Plan, PlanError, Sizes, plan
+from ..paths import TEMPLATES
+from ..render import content_hash, environment, header, render_file
+from ..spec import Project, Target, c_identifier
+
+FAMILY = "imxrt1062"
+PLAN_FILE = "flexram_plan.json"
+
+# Size estimates used before a real ELF exists (the ELF check verifies them).
+# Measured on the fire_alarm and keywords builds (arm-none-eabi-gcc 12, -O2):
+# CMSIS-NN + CMSIS-DSP .text that the linker script moves to ITCM.
+ITCM_CODE_ESTIMATE = 40 * 1024
+# .data + .bss besides the arena and feature buffers: TFLM interpreter and
+# allocator objects, SDK driver handles, newlib-nano state.
+DATA_BSS_ESTIMATE = 16 * 1024
+
+# SAI1 master clock: audio PLL (PLL4) = 24 MHz x (32 + 77/100) = 786.48 MHz,
+# divided by (3 + 1) x (15 + 1) -> 12.288 MHz (the SDK's SAI examples' setting).
+AUDIO_PLL = {"loop_divider": 32, "post_divider": 1, "numerator": 77, "denominator": 100,
+             "sai_prediv": 3, "sai_div": 15}
+XTAL_HZ = 24_000_000
+SAI_WORD_BITS = 32  # one 32-bit slot per channel, two channels a frame
+NCACHE_MIN = 32  # smallest MPU region
+
+# The first bytes of FlexSPI NOR flash as the boot ROM reads them.
+BOOT_FCB_OFFSET, BOOT_IVT_OFFSET, BOOT_VECTORS_OFFSET = 0x0, 0x1000, 0x2000
+VECTORS_SIZE = 0x400
+
+
+def sai_mclk_hz() -> int:
+    p = AUDIO_PLL
+    pll = XTAL_HZ * (p["loop_divider"] * p["denominator"] + p["numerator"]) // p["denominator"]
+    return pll // (p["sai_prediv"] + 1) // (p["sai_div"] + 1)
+
+
+def _templates() -> list[str]:
+    base = TEMPLATES / FAMILY
+    return sorted(str(p.relative_to(base))[:-3] for p in base.rglob("*.j2"))
+
+
+def _common_templates() -> list[str]:
+    base = TEMPLATES / "common"
+    if not base.is_dir():
+        return []
+    return sorted(str(p.relative_to(base))[:-3] for p in base.rglob("*.j2"))
+
+
+def output_files(project: Project, target: Target, board: Board) -> list[str]:
+    return sorted(_templates() + _common_templates() + [PLAN_FILE])
+
+
+def _pow2_at_least(n: int) -> int:
+    size = NCACHE_MIN
+    while size < n:
+        size *= 2
+    return size
+
+
+def dma_buffer_bytes(project: Project) -> int:
+    """Two ping-pong buffers of one hop of 32-bit I2S samples."""
+    return 2 * project.spec.hop_samples * SAI_WORD_BITS // 8
+
+
+def arena_bytes(project: Project, target: Target, analysis: dict | None) -> int | None:
+    arena = effective_arena(project, target)
+    if analysis is not None:
+        needed = int(analysis["arena"]["measured_bytes"]) + arena.margin
+        return needed if arena.size == "auto" else max(int(arena.size), needed)
+    return None if arena.size == "auto" else int(arena.size)
+
+
+def estimate_sizes(project: Project, target: Target, board: Board, arena: int) -> Sizes:
+    spec = project.spec
+    features = spec.num_frames * spec.num_bins + 2 * spec.features.fft_size * 2 + \
+        spec.audio.clip_samples // spec.features.frame_step * 4
+    dtcm = arena + board.imxrt.stack_bytes + DATA_BSS_ESTIMATE + features
+    ocram = _pow2_at_least(dma_buffer_bytes(project)) + board.imxrt.heap_bytes
+    return Sizes(itcm_code=ITCM_CODE_ESTIMATE, dtcm=dtcm, ocram=ocram)
+
+
+def _target_index(project: Project, target: Target) -> int:
+    return next(i for i, t in enumerate(project.spec.targets) if t.name == target.name)
+
+
+def check_target(project: Project, target: Target, board: Board,
+                 analysis: dict | None) -> list[Problem]:
+    """Problems that make `target` impossible on `board`, each at its place in the spec."""
+    i = _target_index(project, target)
+    out = []
+    if target.led_pin is not None or target.mic.data_pin is not None or target.mic.clock_pin is not None:
+        out.append(project.positions.problem(
+            ("targets", i, "board"), f"pin overrides are not supported on {board.title}: its pins "
+                                     f"are pads with fixed functions (SAI1, GPIO); edit "
+                                     f"boards/{board.id}.yaml instead"))
+    rate = project.spec.audio.sample_rate
+    bclk = rate * 2 * SAI_WORD_BITS
+    if sai_mclk_hz() % bclk:
+        ok = sorted(r for r in range(8000, 48001, 1000) if sai_mclk_hz() % (r * 2 * SAI_WORD_BITS) == 0)
+        out.append(project.positions.problem(
+            ("audio", "sample_rate"), f"{board.title}'s SAI1 clock ({sai_mclk_hz()} Hz) cannot be "
+                                      f"divided to {bclk} Hz for {rate} Hz; use one of {ok}"))
+    arena = arena_bytes(project, target, analysis)
+    if arena is not None:
+        try:
+            plan(board, estimate_sizes(project, target, board, arena))
+        except PlanError as exc:
+            loc = ("targets", i, "arena", "size") if target.arena is not None else ("arena", "size")
+            out.append(project.positions.problem(loc, f"target '{target.name}': {exc}"))
+    return out
+
+
+def _size_code(size: int) -> int:
+    """ARM_MPU_REGION_SIZE_* value: log2(size) - 1."""
+    if size < 32 or size & (size - 1):
+        raise ValueError(f"MPU region size {size} is not a power of two >= 32")
+    return size.bit_length() - 2
+
+
+def mpu_regions(board: Board, fp: Plan, ncache_origin: int, ncache_size: int) -> list[dict]:
+    """Cortex-M7 MPU regions (higher number wins), derived from the plan and memory map."""
+    flash = board.region("FLASH")
+    ocram2 = board.regions("ocram")[0]
+    flex = board.regions("flexram")[0]
+    normal = dict(tex=0, c=1, b=1)  # outer/inner write-back, no write-allocate
+    device = dict(tex=2, c=0, b=0)
+    regions = [
+        dict(base=0x00000000, size=1 << 32, xn=1, ap="ARM_MPU_AP_NONE", tex=0, c=0, b=0, srd=0,
+             why="background: no access (Arm errata 1013783, speculative prefetch)"),
+        dict(base=0x80000000, size=0x20000000, xn=1, ap="ARM_MPU_AP_FULL", srd=0, **device,
+             why="SEMC: device, never speculatively read (no SDRAM set up)"),
+        dict(base=0x60000000, size=0x20000000, xn=1, ap="ARM_MPU_AP_FULL", srd=0, **device,
+             why="FlexSPI window beyond the flash"),
+        dict(base=flash.origin, size=_pow2_at_least(flash.length), xn=0, ap="ARM_MPU_AP_RO", srd=0,
+             **normal, why="XIP flash: cacheable, read-only"),
+        dict(base=0x00000000, size=0x40000000, xn=1, ap="ARM_MPU_AP_FULL", srd=0, **device,
+             why="ROM and unused TCM/OCRAM windows: device"),
+    ]
+    if fp.itcm_size:
+        regions.append(dict(base=fp.itcm_origin, size=fp.itcm_size, xn=0, ap="ARM_MPU_AP_FULL",
+                            srd=0, **normal, why=f"ITCM, {fp.itcm_banks} banks"))
+    if fp.dtcm_size:
+        regions.append(dict(base=fp.dtcm_origin, size=fp.dtcm_size, xn=1, ap="ARM_MPU_AP_FULL",
+                            srd=0, **normal, why=f"DTCM, {fp.dtcm_banks} banks"))
+    regions.append(dict(base=ocram2.origin, size=ocram2.length, xn=1, ap="ARM_MPU_AP_FULL", srd=0,
+                        **normal, why=f"{ocram2.name}: dedicated OCRAM"))
+    if fp.ocram_flex_size:
+        # 8 subregions of length/8; disable the ones past the OCRAM banks.
+        sub = flex.length // 8
+        used = -(-fp.ocram_flex_size // sub)
+        srd = (0xFF << used) & 0xFF
+        regions.append(dict(base=flex.origin, size=flex.length, xn=1, ap="ARM_MPU_AP_FULL",
+                            srd=srd, **normal, why=f"FlexRAM OCRAM, {fp.ocram_banks} banks"))
+    regions.append(dict(base=ncache_origin, size=ncache_size, xn=1, ap="ARM_MPU_AP_FULL", srd=0,
+                        tex=1, c=0, b=0, why="DMA audio buffers: normal, non-cacheable"))
+    regions += [
+        dict(base=0x40000000, size=0x400000, xn=1, ap="ARM_MPU_AP_FULL", srd=0, **device,
+             why="AIPS peripherals"),
+        dict(base=0x42000000, size=0x100000, xn=1, ap="ARM_MPU_AP_FULL", srd=0, **device,
+             why="GPIO6-9 (fast GPIO)"),
+    ]
+    if len(regions) > 16:
+        raise ValueError("more than 16 MPU regions")
+    for n, r in enumerate(regions):
+        r["number"] = n
+        r["size_code"] = _size_code(r["size"])
+        if r["base"] % r["size"]:
+            raise ValueError(f"MPU region {r['why']} base 0x{r['base']:X} is not size-aligned")
+    return regions
+
+
+def _resolver_ops(analysis: dict) -> list[str]:
+    for key in ("resolver", "resolver_ops", "add_calls"):
+        if key in analysis:
+            return sorted(str(op) for op in analysis[key])
+    ops = analysis.get("ops", [])
+    return sorted({str(op["resolver"] if isinstance(op, dict) else op) for op in ops})
+
+
+def _block_header(text: str) -> str:
+    return "/*\n" + "".join(f" * {line[3:]}\n" for line in text.splitlines()) + " */\n"
+
+
+def memory_context(board: Board, fp: Plan, dma_bytes: int) -> dict:
+    """What the linker script, startup and MPU templates need: the plan and the memory map."""
+    ocram2 = board.regions("ocram")[0]
+    ncache_size = _pow2_at_least(dma_bytes)
+    return dict(
+        board=board, imx=board.imxrt, plan=fp, plan_summary=fp.summary(),
+        mpu=mpu_regions(board, fp, ocram2.origin, ncache_size),
+        ncache_origin=ocram2.origin, ncache_size=ncache_size,
+        ocram=ocram2, ocram_flex=board.regions("flexram")[0], flash=board.region("FLASH"),
+        boot=dict(fcb=BOOT_FCB_OFFSET, ivt=BOOT_IVT_OFFSET, vectors=BOOT_VECTORS_OFFSET,
+                  vectors_size=VECTORS_SIZE))
+
+
+def render_linker(board: Board, fp: Plan, dma_bytes: int, title: str) -> str:
+    """The linker script alone, for a plan (golden tests; `title` names it in the header)."""
+    ctx = memory_context(board, fp, dma_bytes)
+    ctx.update(block_header=_block_header(header("//", title, content_hash(fp.to_json()))),
+               target={"name": title})
+    return environment().get_template(f"{FAMILY}/linker.ld.j2").render(**ctx)
+
+
+def context(project: Project, target: Target, board: Board, analysis: dict,
+            tflite_bytes: bytes) -> dict:
+    spec = project.spec
+    arena = arena_bytes(project, target, analysis)
+    sizes = estimate_sizes(project, target, board, arena)
+    fp = plan(board, sizes)
+    outputs = effective_outputs(project, target)
+    values = {
+        "spec": spec.model_dump(mode="json"), "target": target.model_dump(mode="json"),
+        "board": board.model_dump(mode="json"), "plan": fp.to_json(),
+        "model": content_hash(tflite_bytes.hex()), "analysis": analysis,
+    }
+    digest = content_hash(values)
+    spec_name = project.path.name
+    sources = [f for f in output_files(project, target, board) if f.endswith((".c", ".cpp", ".cc"))]
+    return dict(
+        memory_context(board, fp, dma_buffer_bytes(project)),
+        project=spec, target=target, sizes=sizes, arena_bytes=arena, sources=sources,
+        audio_pll=AUDIO_PLL, sai_mclk_hz=sai_mclk_hz(), sai_word_bits=SAI_WORD_BITS,
+        dma_buffer_bytes=dma_buffer_bytes(project),
+        model_bytes=tflite_bytes, model_len=len(tflite_bytes),
+        resolver_ops=_resolver_ops(analysis),
+        class_idents=[c_identifier(c) for c in spec.classes],
+        detect_flags=[c in spec.detect_classes for c in spec.classes],
+        use_led="led" in outputs, use_serial="serial" in outputs,
+        name=spec.name, digest=digest, spec_name=spec_name,
+        c_header=header("//", spec_name, digest), hash_header=header("#", spec_name, digest),
+        block_header=_block_header(header("//", spec_name, digest)),
+    )
+
+
+def render(project: Project, target: Target, board: Board, analysis: dict,
+           tflite_bytes: bytes, out_dir: Path) -> list[Path]:
+    problems = check_target(project, target, board, analysis)
+    if problems:
+        raise SpecError(problems)
+    ctx = context(project, target, board, analysis, tflite_bytes)
+    print(f"[{project.name}] {target.name}: {ctx['plan_summary']}")
+    env = environment()
+    written = []
+    for rel in _templates():
+        render_file(env, f"{FAMILY}/{rel}.j2", out_dir / rel, ctx)
+        written.append(out_dir / rel)
+    for rel in _common_templates():
+        render_file(env, f"common/{rel}.j2", out_dir / rel, ctx)
+        written.append(out_dir / rel)
+    from ..fileio import write_json
+    write_json(out_dir / PLAN_FILE, ctx["plan"].to_json())
+    written.append(out_dir / PLAN_FILE)
+    return sorted(written)
+
+
+render_imxrt = render
