@@ -143,6 +143,20 @@ def act_report(target, source, env):
     write_report(_project(env), Artifacts(Path(env["ART_ROOT"])), Path(str(target[0])))
 
 
+def _user_errors(action):
+    """Report a SpecError raised inside a stage as `file:line:col: message`, not a traceback."""
+    def run(target, source, env):
+        from .errors import SpecError
+        try:
+            action(target, source, env)
+        except SpecError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        return 0
+    run.__name__ = action.__name__
+    return run
+
+
 def _quiet(label: str):
     def show(target, source, env):
         return f"[{env['PROJECT']}] {label}"
@@ -174,7 +188,7 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
             [str(t) for t in targets],
             [str(s) for s in sources] + [Value(spec_slice(spec, name, target_obj))]
             + [str(p) for p in _module_files(name)],
-            Action(action, _quiet(name + (f" {target_obj.name}" if target_obj else ""))),
+            Action(_user_errors(action), _quiet(name + (f" {target_obj.name}" if target_obj else ""))),
             **base_env, **extra)
         return nodes
 
