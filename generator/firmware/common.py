@@ -1,0 +1,84 @@
+"""Target-neutral firmware context shared by every firmware family.
+
+`common_context(project, target, board, analysis, tflite_bytes)` returns the
+values the portable C modules (templates/common: config.h, detection.h/.c)
+and each family's templates read: spec constants in C form, class names and
+identifiers, detection thresholds in q15, the resolver's Add* calls, the
+arena size, and the generated-file headers. `arena_bytes` and `resolver_ops`
+are the two facts both families derive from the model analysis. Nothing here
+knows about a particular SoC or SDK.
+"""
+
+from __future__ import annotations
+
+from ..boards import Board
+from ..checks import effective_arena, effective_outputs
+from ..render import content_hash, header
+from ..spec import Project, Target, c_identifier
+
+Q15_ONE = 32768
+
+
+def q15(value: float) -> int:
+    """A probability in [0, 1) as a q15 integer (rounded, clamped to 32767)."""
+    return min(Q15_ONE - 1, max(0, round(value * Q15_ONE)))
+
+
+def arena_bytes(project: Project, target: Target, analysis: dict | None) -> int | None:
+    """Arena for `target`: measured + margin (auto), or the fixed size if larger; None if unknown."""
+    arena = effective_arena(project, target)
+    if analysis is not None:
+        needed = int(analysis["arena"]["measured_bytes"]) + arena.margin
+        size = needed if arena.size == "auto" else max(int(arena.size), needed)
+    elif arena.size == "auto":
+        return None
+    else:
+        size = int(arena.size)
+    return (size + 15) // 16 * 16  # the arena is 16-byte aligned; keep its size a multiple
+
+
+def resolver_ops(analysis: dict) -> list[str]:
+    """The MicroMutableOpResolver Add* method names the model needs, sorted and unique."""
+    for key in ("resolver", "resolver_ops", "add_calls"):
+        if key in analysis:
+            return sorted({str(op) for op in analysis[key]})
+    ops = analysis.get("ops", [])
+    return sorted({str(op["resolver"] if isinstance(op, dict) else op) for op in ops})
+
+
+def detect_classes(project: Project) -> list[bool]:
+    spec = project.spec
+    return [c in spec.detect_classes for c in spec.classes]
+
+
+def common_context(project: Project, target: Target, board: Board, analysis: dict,
+                   tflite_bytes: bytes, extra: dict | None = None) -> dict:
+    """Template values shared by all families; `extra` (JSON-able) joins the inputs hash."""
+    spec = project.spec
+    outputs = effective_outputs(project, target)
+    values = {
+        "spec": spec.model_dump(mode="json"), "target": target.model_dump(mode="json"),
+        "board": board.model_dump(mode="json"), "model": content_hash(tflite_bytes.hex()),
+        "analysis": analysis, "extra": extra or {},
+    }
+    digest = content_hash(values)
+    spec_name = project.path.name
+    det = spec.detection
+    c_header = header("//", spec_name, digest)
+    return dict(
+        project=spec, target=target, board=board, name=spec.name,
+        digest=digest, spec_name=spec_name,
+        c_header=c_header, hash_header=header("#", spec_name, digest),
+        block_header="/*\n" + "".join(f" * {line[3:]}\n" for line in c_header.splitlines()) + " */\n",
+        arena_bytes=arena_bytes(project, target, analysis),
+        resolver_ops=resolver_ops(analysis),
+        model_bytes=tflite_bytes, model_len=len(tflite_bytes),
+        classes=list(spec.classes),
+        class_idents=[c_identifier(c) for c in spec.classes],
+        detect_flags=detect_classes(project),
+        threshold_q15=q15(det.threshold), release_q15=q15(det.threshold - det.hysteresis),
+        smoothing=det.smoothing, hop_frames=det.hop_frames, hop_samples=spec.hop_samples,
+        hop_us=spec.hop_samples * 1_000_000 // spec.audio.sample_rate,
+        num_frames=spec.num_frames, num_bins=spec.num_bins,
+        use_led="led" in outputs, use_serial="serial" in outputs,
+    )

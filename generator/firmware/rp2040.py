@@ -1,0 +1,209 @@
+"""RP2040 firmware: a pico-sdk + pico-tflmicro CMake project per target.
+
+`render_rp2040(project, target, board, analysis, tflite_bytes, out_dir) -> list[Path]`
+(alias `render`) checks the target, then renders templates/rp2040/*.j2 and the
+portable templates/common/*.j2 from one context into out_dir, and copies the
+UF2 writer (generator/uf2.py) next to them. `check_target(project, target,
+board, analysis)` returns the spec problems (file:line) that make a target
+impossible on its board: a microphone pin on a pin the PIO cannot use or the
+board reserves, an arena that does not fit its RAM region next to the
+firmware's own RAM, a hop shorter than the estimated DSP + inference time.
+`output_files(project, target, board)` lists every file render writes.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..boards import Board
+from ..checks import PDM_DECIMATION, effective_arena, mic_clock_hz, pins
+from ..errors import Problem, SpecError
+from ..fileio import write_if_changed
+from ..paths import TEMPLATES
+from ..render import environment, render_file
+from ..spec import Project, Target
+from .common import arena_bytes, common_context
+
+FAMILY = "rp2040"
+UF2_FAMILY_ID = 0xE48BFF56  # RP2040 in the UF2 family list (microsoft/uf2 utils/uf2families.json)
+UF2_WRITER = Path(__file__).resolve().parent.parent / "uf2.py"
+EXE = "firmware"
+
+# The linker-script output section that lands in each RAM region of the pico-sdk's
+# memmap_default.ld; the arena goes in the one its board names (NOLOAD: not zeroed at boot).
+ARENA_SECTIONS = {"RAM": ".uninitialized_data.mf_tensor_arena",
+                  "SCRATCH_X": ".scratch_x.mf_tensor_arena",
+                  "SCRATCH_Y": ".scratch_y.mf_tensor_arena"}
+
+# PDM front end. The sinc^3 decimator's byte tables are scaled down by LUT_DIVISOR so that a
+# full-scale PDM stream (all ones) sums to 2^15 / 2^GAIN_SHIFT before the gain shift.
+CIC_ORDER = 3
+LUT_DIVISOR = 16
+GAIN_SHIFT = 1
+HPF_HZ = 20.0
+RING_BYTES = 8192  # 64 ms of 1-bit PDM at 1.024 MHz: room for a late hop
+
+# CMSIS-DSP groups the feature extractor calls (arm_rfft_q15, arm_cmplx_mag_q15, windows, logs).
+CMSIS_DSP_GROUPS = ["BasicMathFunctions", "CommonTables", "ComplexMathFunctions",
+                    "FastMathFunctions", "StatisticsFunctions", "SupportFunctions",
+                    "TransformFunctions"]
+
+# RAM the firmware needs besides the arena and the feature buffers (measured on the fire_alarm
+# Pico build with arm-none-eabi-gcc 12, -O2: .data + .bss + heap + both stacks).
+FIRMWARE_RAM_BYTES = 24 * 1024
+# Time estimates for the budget check, measured in rp2040js at 125 MHz (see README): cycles per
+# int8 MAC of CMSIS-NN on the Cortex-M0+, and front-end cycles per FFT point of a new frame.
+CYCLES_PER_MAC = 12
+DSP_CYCLES_PER_FFT_POINT = 60
+
+
+def _templates(family: str) -> list[str]:
+    base = TEMPLATES / family
+    if not base.is_dir():
+        return []
+    return sorted(str(p.relative_to(base))[:-3] for p in base.rglob("*.j2"))
+
+
+def output_files(project: Project, target: Target, board: Board) -> list[str]:
+    return sorted(_templates(FAMILY) + _templates("common") + ["uf2.py"])
+
+
+def _target_index(project: Project, target: Target) -> int:
+    return next(i for i, t in enumerate(project.spec.targets) if t.name == target.name)
+
+
+def pdm_lut(decimation: int = PDM_DECIMATION, order: int = CIC_ORDER,
+            divisor: int = LUT_DIVISOR) -> list[list[int]]:
+    """Byte tables of the sinc^order decimator: table t, entry b = sum_j +/-h[8t+j] / divisor."""
+    h = np.ones(decimation, dtype=np.int64)
+    for _ in range(order - 1):
+        h = np.convolve(h, np.ones(decimation, dtype=np.int64))
+    words = -(-len(h) // 32)
+    h = np.concatenate([np.zeros(words * 32 - len(h), dtype=np.int64), h])  # newest bits last
+    tables = []
+    for t in range(len(h) // 8):
+        taps = h[8 * t:8 * t + 8]
+        row = []
+        for byte in range(256):
+            bits = np.array([(byte >> (7 - j)) & 1 for j in range(8)]) * 2 - 1  # MSB is oldest
+            row.append(int(round(float((taps * bits).sum()) / divisor)))
+        tables.append(row)
+    return tables
+
+
+def estimated_hop_us(project: Project, board: Board, analysis: dict | None) -> float | None:
+    """DSP + inference microseconds per hop from the model's MACs, or None without them."""
+    if analysis is None or "macs" not in analysis:
+        return None
+    spec = project.spec
+    dsp = spec.detection.hop_frames * spec.features.fft_size * DSP_CYCLES_PER_FFT_POINT
+    cycles = dsp + int(analysis["macs"]) * CYCLES_PER_MAC
+    return cycles * 1e6 / board.clock_hz
+
+
+def static_ram_bytes(project: Project) -> int:
+    """RAM of the firmware besides the arena: code's data/stacks plus the feature buffers."""
+    spec = project.spec
+    return (FIRMWARE_RAM_BYTES + spec.num_frames * spec.num_bins
+            + 4 * spec.features.fft_size + 2 * spec.hop_samples + RING_BYTES)
+
+
+def check_target(project: Project, target: Target, board: Board,
+                 analysis: dict | None) -> list[Problem]:
+    """Problems that make `target` impossible on `board`, each at its place in the spec."""
+    i = _target_index(project, target)
+    pos = project.positions
+    out = []
+    used = pins(target, board)
+    if board.microphone.interface != "pdm":
+        out.append(pos.problem(("targets", i, "board"),
+                               f"{board.title}'s microphone is {board.microphone.interface}; the "
+                               f"RP2040 firmware reads a PDM microphone"))
+    clock = mic_clock_hz(project, board)
+    if clock * 2 > board.clock_hz:
+        out.append(pos.problem(("audio", "sample_rate"),
+                               f"a {clock} Hz PDM clock needs a PIO at twice that; "
+                               f"{board.title} runs at {board.clock_hz} Hz"))
+    if PDM_DECIMATION != 64:
+        raise AssertionError("audio_in.c decimates two 32-bit words per sample")
+    region = board.region(board.arena_region)
+    if region.name not in ARENA_SECTIONS:
+        out.append(pos.problem(("targets", i, "board"),
+                               f"arena_region {region.name} of boards/{board.id}.yaml has no "
+                               f"pico-sdk section; use one of {sorted(ARENA_SECTIONS)}"))
+    arena = arena_bytes(project, target, analysis)
+    if arena is not None:
+        loc = ("targets", i, "arena", "size") if target.arena is not None else ("arena", "size")
+        other = static_ram_bytes(project) if region.name == "RAM" else 0
+        if arena + other > region.length:
+            out.append(pos.problem(
+                loc, f"target '{target.name}': an arena of {arena} bytes plus about {other} bytes "
+                     f"of firmware RAM exceeds {board.title}'s {region.name} ({region.length} "
+                     f"bytes); make the model smaller"))
+    est = estimated_hop_us(project, board, analysis)
+    hop_us = project.spec.hop_samples * 1e6 / project.spec.audio.sample_rate
+    if est is not None and est > hop_us:
+        need = math.ceil(est / (project.spec.features.frame_step * 1e6
+                                / project.spec.audio.sample_rate))
+        out.append(pos.problem(
+            ("detection", "hop_frames"),
+            f"target '{target.name}': a hop of {hop_us:.0f} us is shorter than the estimated "
+            f"{est:.0f} us of DSP + inference on {board.title}; raise hop_frames to {need} or "
+            f"more, or make the model smaller"))
+    del used
+    return out
+
+
+def context(project: Project, target: Target, board: Board, analysis: dict,
+            tflite_bytes: bytes) -> dict:
+    spec = project.spec
+    used = pins(target, board)
+    region = board.region(board.arena_region)
+    rate = spec.audio.sample_rate
+    lut = pdm_lut()
+    extra = {"lut": CIC_ORDER, "gain": GAIN_SHIFT, "ring": RING_BYTES, "hpf": HPF_HZ}
+    ctx = common_context(project, target, board, analysis, tflite_bytes, extra)
+    ctx.update(
+        exe=EXE,
+        sources=sorted(["main.cpp", "model.cpp", "audio_in.c", "frontend.c", "detection.c"]
+                       + [f[:-3] for f in _templates("common")
+                          if f.endswith((".c.j2", ".cpp.j2")) and f[:-3] != "detection.c"]),
+        flash=board.region("FLASH"), uf2_family=UF2_FAMILY_ID,
+        arena_section=ARENA_SECTIONS[region.name],
+        measured_arena=int(analysis["arena"]["measured_bytes"]),
+        led_pin=used["led_pin"],
+        mic={"data_pin": used["mic.data_pin"], "clock_pin": used["mic.clock_pin"]},
+        pio_block=board.microphone.peripheral, pio_sm=0, dma_channel=board.microphone.dma_channel,
+        pdm_clock_hz=mic_clock_hz(project, board), decimation=PDM_DECIMATION,
+        ring_bytes=RING_BYTES, ring_bits=RING_BYTES.bit_length() - 1,
+        lut=lut, lut_tables=len(lut), lut_bytes=len(lut) * 256 * 2, lut_divisor=LUT_DIVISOR,
+        fir_taps=CIC_ORDER * (PDM_DECIMATION - 1) + 1, gain_shift=GAIN_SHIFT,
+        hpf_hz=HPF_HZ, hpf_alpha_q15=round(32768 * math.exp(-2 * math.pi * HPF_HZ / rate)),
+        cmsis_dsp_groups=CMSIS_DSP_GROUPS,
+        static_ram_estimate=static_ram_bytes(project),
+        arena_margin=effective_arena(project, target).margin,
+    )
+    return ctx
+
+
+def render(project: Project, target: Target, board: Board, analysis: dict,
+           tflite_bytes: bytes, out_dir: Path) -> list[Path]:
+    problems = check_target(project, target, board, analysis)
+    if problems:
+        raise SpecError(problems)
+    ctx = context(project, target, board, analysis, tflite_bytes)
+    env = environment()
+    written = []
+    for family in (FAMILY, "common"):
+        for rel in _templates(family):
+            render_file(env, f"{family}/{rel}.j2", out_dir / rel, ctx)
+            written.append(out_dir / rel)
+    write_if_changed(out_dir / "uf2.py", UF2_WRITER.read_bytes())
+    written.append(out_dir / "uf2.py")
+    return sorted(written)
+
+
+render_rp2040 = render
