@@ -69,6 +69,13 @@ class Features(Strict):
     fmax_hz: float | None = Field(None, gt=0,
                                   description="Highest mel band edge in Hz; default sample_rate/2 "
                                               "(log_mel only).")
+    floor_db: float = Field(-100.0, ge=-150, le=0,
+                            description="Level mapped to int8 -128, in dB relative to full scale "
+                                        "(0 dB: a full-scale sine at a bin centre; for log_mel in "
+                                        "a unit-weight band). Quieter values clamp to -128.")
+    ceiling_db: float = Field(5.0, ge=-60, le=40,
+                              description="Level mapped to int8 127, in dB relative to full scale; "
+                                          "louder values clamp to 127.")
 
     @field_validator("fft_size")
     @classmethod
@@ -86,6 +93,9 @@ class Features(Strict):
         if self.frame_step > self.frame_length:
             raise ValueError(f"frame_step ({self.frame_step}) larger than frame_length "
                              f"({self.frame_length}) would skip samples")
+        if self.ceiling_db - self.floor_db < 12:
+            raise ValueError(f"ceiling_db ({self.ceiling_db}) must be at least 12 dB above "
+                             f"floor_db ({self.floor_db}) to spread 256 int8 steps")
         return self
 
 

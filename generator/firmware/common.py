@@ -12,6 +12,7 @@ knows about a particular SoC or SDK.
 from __future__ import annotations
 
 from ..boards import Board
+from ..features import design, template_values
 from ..checks import effective_arena, effective_outputs
 from ..render import content_hash, header
 from ..spec import Project, Target, c_identifier
@@ -80,5 +81,6 @@ def common_context(project: Project, target: Target, board: Board, analysis: dic
         smoothing=det.smoothing, hop_frames=det.hop_frames, hop_samples=spec.hop_samples,
         hop_us=spec.hop_samples * 1_000_000 // spec.audio.sample_rate,
         num_frames=spec.num_frames, num_bins=spec.num_bins,
+        fe=template_values(design(spec)),  # templates/common/mf_features.*, mf_stream.*
         use_led="led" in outputs, use_serial="serial" in outputs,
     )

@@ -1,0 +1,369 @@
+"""The fixed-point feature front end: the Python reference the device must equal.
+
+`design(spec)` turns the spec's `features` (and audio) section into a frozen
+`FrontEnd` holding every constant the C module uses: the q15 window, the FFT
+size, the q15 mel filters (per band: first bin, length, weights), the integer
+log2 table and the int8 scaling. The C templates are rendered from these values
+only, so training and device cannot drift apart.
+
+Per frame (both kinds), exactly as templates/common/mf_features.c.j2 does on the device:
+  0. normalise: block floating point: the frame is shifted left by its headroom s
+                (arm_absmax_no_idx_q15, then arm_shift_q15; s = MAX_SHIFT for silence),
+                so quiet frames keep their precision through the q15 FFT, whose output
+                is scaled by 1/fft_size; the log level gets (MAX_SHIFT - s) back below.
+  1. window:    arm_mult_q15(frame, window)            (q15 * q15 >> 15, saturated)
+  2. spectrum:  arm_rfft_q15 (output scaled by 1/fft_size), arm_cmplx_mag_q15 on the
+                fft_size/2+1 bins (2.14 format: |X| / (2 * fft_size))
+  3. energy:    spectrogram: the magnitude itself;
+                log_mel:     arm_dot_prod_q15(magnitude[start:start+len], weights) per band
+                             (a 64-bit sum of q15 products, 34.30 format)
+  4. log:       an integer log2 with LOG_FRAC_BITS fractional bits: the position of the
+                leading one plus a table lookup on the next LOG_TABLE_BITS bits, plus
+                (MAX_SHIFT - s) << LOG_FRAC_BITS; an energy of 0 gives level 0
+  5. int8:      the log level clamped to [log_lo, log_hi], then mapped linearly onto
+                [-128, 127]: q = ((L - log_lo) * gain) >> GAIN_SHIFT, minus 128.
+
+The int8 mapping is stated in dB relative to full scale (`features.floor_db`,
+`features.ceiling_db`): 0 dB is the level of a full-scale sine at a bin centre
+(the peak bin for a spectrogram, a unit-weight band for log_mel). The defaults
+(-100 dB .. +5 dB, 0.41 dB per step) were chosen on the fire_alarm recordings
+(benchmarks/features.py --levels prints the level percentiles): band levels of
+background clips span about -107 dB (0.5th percentile) to +4 dB (max), median
+-46 dB; alarm clips put their tones at -20 dB to +2 dB over a quiet floor near
+-77 dB (median). Nothing clips at the top; the bottom clamps only the quietest
+~2% of bands and digital silence (energy 0, level 0).
+
+The model sees float q / 128 (INPUT_SCALE); its int8 input tensor has scale 1/128
+and zero point 0, so the int8 features are the tensor's bytes unchanged.
+
+`compute_frame` and `compute` call the cmsisdsp functions the C code calls,
+frame by frame. `compute_batch` is the fast path for training sets: the same
+integer arithmetic, with the elementwise steps done on whole batches (numpy
+int64 for the mel sums, which equals arm_dot_prod_q15 exactly).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import cmsisdsp as dsp
+import numpy as np
+
+from .spec import Audio, Features, ProjectSpec
+
+INPUT_SCALE = 1.0 / 128.0
+INPUT_ZERO_POINT = 0
+
+LOG_TABLE_BITS = 6   # mantissa bits looked up after the leading one
+LOG_FRAC_BITS = 8    # fractional bits of the log2 level
+GAIN_SHIFT = 16      # the int8 gain is a fixed-point multiplier of 2^-GAIN_SHIFT
+MAX_SHIFT = 15       # largest normalising shift (an all-zero frame)
+Q15_MAX = 32767
+DB_PER_OCTAVE = 20.0 * math.log10(2.0)  # the energies are magnitudes: 6.02 dB per log2 unit
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """Every constant of the front end; the C module is rendered from these values."""
+
+    kind: str
+    sample_rate: int
+    clip_samples: int
+    frame_length: int
+    frame_step: int
+    fft_size: int
+    num_frames: int
+    num_bins: int          # feature values per frame (spectrum bins or mel bands)
+    spectrum_bins: int     # fft_size / 2 + 1 magnitudes
+    hop_frames: int
+    window: tuple[int, ...]          # q15, frame_length values
+    mel_start: tuple[int, ...]       # first spectrum bin of each band
+    mel_length: tuple[int, ...]      # bins in each band
+    mel_offset: tuple[int, ...]      # where each band's weights start in mel_weights
+    mel_weights: tuple[int, ...]     # q15 weights of all bands, concatenated
+    mel_edges_hz: tuple[float, ...]  # num_bins + 2 band edges (documentation and tests)
+    log_table: tuple[int, ...]       # 2^LOG_TABLE_BITS fractional log2 values
+    log_table_bits: int
+    log_frac_bits: int
+    max_shift: int                   # normalising shift of a silent frame
+    log_lo: int                      # log level mapped to -128
+    log_hi: int                      # log level mapped to 127
+    gain: int                        # 255 / (log_hi - log_lo) in units of 2^-gain_shift
+    gain_shift: int
+
+    @property
+    def hop_samples(self) -> int:
+        return self.hop_frames * self.frame_step
+
+    def constants(self) -> dict:
+        """JSON-able values of every field (for cache keys and generated-file hashes)."""
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- design
+
+def _window(kind: str, n: int) -> tuple[int, ...]:
+    """Periodic window in q15 (periodic, as for spectral analysis)."""
+    i = np.arange(n)
+    if kind == "hann":
+        w = 0.5 - 0.5 * np.cos(2 * np.pi * i / n)
+    elif kind == "hamming":
+        w = 0.54 - 0.46 * np.cos(2 * np.pi * i / n)
+    else:
+        w = np.ones(n)
+    return tuple(int(v) for v in np.clip(np.round(w * Q15_MAX), 0, Q15_MAX))
+
+
+def _hz_to_mel(hz):
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def _mel_to_hz(mel):
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def _mel_filters(sample_rate: int, fft_size: int, bands: int, fmin: float, fmax: float):
+    """Triangular HTK-mel filters over the spectrum bins, in q15, with a non-empty support.
+
+    A band narrower than a bin (low bands of a short FFT) keeps its nearest bin at
+    full weight, so every band carries information and none is constantly zero.
+    """
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), bands + 2))
+    freqs = np.arange(fft_size // 2 + 1) * sample_rate / fft_size
+    starts, lengths, offsets, weights = [], [], [], []
+    for b in range(bands):
+        lo, mid, hi = edges[b], edges[b + 1], edges[b + 2]
+        up = (freqs - lo) / (mid - lo)
+        down = (hi - freqs) / (hi - mid)
+        w = np.clip(np.minimum(up, down), 0.0, 1.0)
+        q = np.round(w * Q15_MAX).astype(np.int64)
+        nz = np.flatnonzero(q)
+        if len(nz) == 0:
+            nz = np.array([int(np.argmin(np.abs(freqs - mid)))])
+            q[nz] = Q15_MAX
+        first, last = int(nz[0]), int(nz[-1])
+        starts.append(first)
+        lengths.append(last - first + 1)
+        offsets.append(len(weights))
+        weights.extend(int(v) for v in q[first:last + 1])
+    return (tuple(starts), tuple(lengths), tuple(offsets), tuple(weights),
+            tuple(float(round(e, 3)) for e in edges))
+
+
+def _log_table(bits: int, frac: int) -> tuple[int, ...]:
+    """log2(1 + (i + 0.5) / 2^bits) in units of 2^-frac: the mantissa's share of log2."""
+    return tuple(int(round(math.log2(1.0 + (i + 0.5) / 2 ** bits) * 2 ** frac))
+                 for i in range(2 ** bits))
+
+
+def _full_scale_level(window: tuple[int, ...], fft_size: int, kind: str) -> float:
+    """log2 of the energy value of a full-scale sine at a bin centre (the 0 dB reference).
+
+    |X| = A * sum(window) / 2; arm_rfft_q15 scales by 1/fft_size and arm_cmplx_mag_q15
+    by 1/2; a unit-weight mel band multiplies by Q15_MAX.
+    """
+    mag = Q15_MAX * (sum(window) / Q15_MAX) / 2.0 / fft_size / 2.0
+    return math.log2(mag * (Q15_MAX if kind == "log_mel" else 1)) + MAX_SHIFT
+
+
+def design(spec: ProjectSpec) -> FrontEnd:
+    """The front end of `spec`: every constant, computed once from the spec values."""
+    return _design(spec.audio, spec.features, spec.detection.hop_frames)
+
+
+@lru_cache(maxsize=16)
+def _design(a: Audio, f: Features, hop_frames: int) -> FrontEnd:
+    window = _window(f.window, f.frame_length)
+    if f.kind == "log_mel":
+        fmax = f.fmax_hz if f.fmax_hz is not None else a.sample_rate / 2
+        starts, lengths, offsets, weights, edges = _mel_filters(
+            a.sample_rate, f.fft_size, f.mel_bands, f.fmin_hz, fmax)
+    else:
+        starts = lengths = offsets = weights = edges = ()
+    one = 1 << LOG_FRAC_BITS
+    ref = _full_scale_level(window, f.fft_size, f.kind)
+    log_lo = max(0, int(round((ref + f.floor_db / DB_PER_OCTAVE) * one)))
+    log_hi = int(round((ref + f.ceiling_db / DB_PER_OCTAVE) * one))
+    gain = int(round(255 * (1 << GAIN_SHIFT) / (log_hi - log_lo)))
+    clip_samples = a.clip_samples
+    return FrontEnd(
+        kind=f.kind, sample_rate=a.sample_rate, clip_samples=clip_samples,
+        frame_length=f.frame_length, frame_step=f.frame_step, fft_size=f.fft_size,
+        num_frames=1 + (clip_samples - f.frame_length) // f.frame_step,
+        num_bins=f.fft_size // 2 + 1 if f.kind == "spectrogram" else f.mel_bands,
+        spectrum_bins=f.fft_size // 2 + 1, hop_frames=hop_frames,
+        window=window, mel_start=starts, mel_length=lengths, mel_offset=offsets,
+        mel_weights=weights, mel_edges_hz=edges,
+        log_table=_log_table(LOG_TABLE_BITS, LOG_FRAC_BITS), log_table_bits=LOG_TABLE_BITS,
+        log_frac_bits=LOG_FRAC_BITS, max_shift=MAX_SHIFT, log_lo=log_lo, log_hi=log_hi, gain=gain,
+        gain_shift=GAIN_SHIFT)
+
+
+# ------------------------------------------------------------------ the reference
+
+@lru_cache(maxsize=16)
+def _rfft(fft_size: int):
+    inst = dsp.arm_rfft_instance_q15()
+    status = dsp.arm_rfft_init_q15(inst, fft_size, 0, 1)
+    if status != 0:
+        raise ValueError(f"arm_rfft_init_q15({fft_size}) failed with status {status}")
+    return inst
+
+
+def _arrays(fe: FrontEnd) -> dict:
+    return _arrays_cached(fe)
+
+
+@lru_cache(maxsize=16)
+def _arrays_cached(fe: FrontEnd) -> dict:
+    """numpy views of the tables, built once per front end."""
+    dense = np.zeros((fe.spectrum_bins, max(1, len(fe.mel_start))), dtype=np.int64)
+    for b, (s, n, o) in enumerate(zip(fe.mel_start, fe.mel_length, fe.mel_offset)):
+        dense[s:s + n, b] = fe.mel_weights[o:o + n]
+    return dict(window=np.array(fe.window, dtype=np.int16),
+                weights=np.array(fe.mel_weights, dtype=np.int16),
+                dense=dense, log_table=np.array(fe.log_table, dtype=np.int64))
+
+
+def headroom(absmax: np.ndarray | int, max_shift: int = MAX_SHIFT) -> np.ndarray:
+    """The largest s <= max_shift with absmax << s <= Q15_MAX (absmax saturated at Q15_MAX)."""
+    m = np.asarray(absmax, dtype=np.int64)
+    s = np.zeros(m.shape, dtype=np.int64)
+    for k in range(1, max_shift + 1):
+        s = np.where((m << k) <= Q15_MAX, k, s)
+    return s
+
+
+def log2_fixed(v: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """The integer log2 of non-negative int64 energies (0 -> 0), as the C code computes it."""
+    v = np.asarray(v, dtype=np.int64)
+    table = _arrays(fe)["log_table"]
+    t = fe.log_table_bits
+    n = np.zeros(v.shape, dtype=np.int64)  # floor(log2 v), exact for any int64
+    rest = v.copy()
+    for step in (32, 16, 8, 4, 2, 1):
+        big = rest >= (np.int64(1) << step)
+        n += np.where(big, step, 0)
+        rest = np.where(big, rest >> step, rest)
+    down = np.maximum(n - t, 0)
+    up = np.maximum(t - n, 0)
+    idx = ((v >> down) << up) & ((1 << t) - 1)
+    level = (n << fe.log_frac_bits) + table[idx]
+    return np.where(v > 0, level, 0)
+
+
+def levels(energy: np.ndarray, shift: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """Log levels of energies [..., bins] of frames normalised by `shift` [...]."""
+    energy = np.asarray(energy, dtype=np.int64)
+    back = ((fe.max_shift - np.asarray(shift, dtype=np.int64)) << fe.log_frac_bits)[..., None]
+    return np.where(energy > 0, log2_fixed(energy, fe) + back, 0)
+
+
+def to_int8(level: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """Log levels to int8: clamp to [log_lo, log_hi], scale onto 0..255, shift by -128."""
+    span = np.clip(np.asarray(level, dtype=np.int64), fe.log_lo, fe.log_hi) - fe.log_lo
+    q = (span * fe.gain + (1 << (fe.gain_shift - 1))) >> fe.gain_shift
+    return (np.minimum(q, 255) - 128).astype(np.int8)
+
+
+def frame_levels(fe: FrontEnd, frame: np.ndarray) -> np.ndarray:
+    """Log levels [num_bins] of one int16 frame, through the cmsisdsp calls the C code makes."""
+    frame = np.asarray(frame, dtype=np.int16)
+    if frame.shape != (fe.frame_length,):
+        raise ValueError(f"a frame has {fe.frame_length} samples, got shape {frame.shape}")
+    tables = _arrays(fe)
+    shift = int(headroom(dsp.arm_absmax_no_idx_q15(frame), fe.max_shift))
+    windowed = dsp.arm_mult_q15(dsp.arm_shift_q15(frame, shift), tables["window"])
+    if fe.fft_size > fe.frame_length:
+        windowed = np.concatenate([windowed, np.zeros(fe.fft_size - fe.frame_length, np.int16)])
+    spectrum = dsp.arm_rfft_q15(_rfft(fe.fft_size), windowed)
+    mag = dsp.arm_cmplx_mag_q15(spectrum[:2 * fe.spectrum_bins])
+    if fe.kind == "spectrogram":
+        energy = mag.astype(np.int64)
+    else:
+        w = tables["weights"]
+        energy = np.array([dsp.arm_dot_prod_q15(mag[s:s + n], w[o:o + n])
+                           for s, n, o in zip(fe.mel_start, fe.mel_length, fe.mel_offset)],
+                          dtype=np.int64)
+    return levels(energy, np.int64(shift), fe)
+
+
+def compute_frame(fe: FrontEnd, frame: np.ndarray) -> np.ndarray:
+    """int8 features [num_bins] of one int16 frame of frame_length samples."""
+    return to_int8(frame_levels(fe, frame), fe)
+
+
+def frames(fe: FrontEnd, samples: np.ndarray) -> np.ndarray:
+    """The [count, frame_length] frames of a stream of int16 samples (a read-only view)."""
+    samples = np.ascontiguousarray(samples, dtype=np.int16)
+    count = 1 + (len(samples) - fe.frame_length) // fe.frame_step
+    if len(samples) < fe.frame_length:
+        raise ValueError(f"need at least {fe.frame_length} samples, got {len(samples)}")
+    return np.lib.stride_tricks.as_strided(
+        samples, shape=(count, fe.frame_length),
+        strides=(samples.strides[0] * fe.frame_step, samples.strides[0]), writeable=False)
+
+
+def compute(fe: FrontEnd, clip: np.ndarray) -> np.ndarray:
+    """int8 features [frames, num_bins] of int16 samples, frame by frame (the reference).
+
+    A clip of clip_samples gives num_frames frames; a longer stream gives every frame
+    that fits (the offline view of the streaming front end).
+    """
+    return np.stack([compute_frame(fe, fr) for fr in frames(fe, clip)])
+
+
+def batch_levels(fe: FrontEnd, frame_rows: np.ndarray) -> np.ndarray:
+    """Log levels [M, num_bins] of int16 frames [M, frame_length], batched (same integers)."""
+    tables = _arrays(fe)
+    rows = frame_rows.astype(np.int32)
+    shift = headroom(np.minimum(np.abs(rows).max(axis=1), Q15_MAX), fe.max_shift)
+    shifted = (rows << shift[:, None].astype(np.int32)).astype(np.int16)  # fits by construction
+    windowed = dsp.arm_mult_q15(shifted.reshape(-1), np.tile(tables["window"], len(rows)))
+    windowed = windowed.reshape(len(rows), fe.frame_length)
+    if fe.fft_size > fe.frame_length:
+        windowed = np.pad(windowed, ((0, 0), (0, fe.fft_size - fe.frame_length)))
+    inst = _rfft(fe.fft_size)
+    keep = 2 * fe.spectrum_bins
+    spectra = np.stack([dsp.arm_rfft_q15(inst, row)[:keep] for row in windowed])
+    mag = dsp.arm_cmplx_mag_q15(spectra.reshape(-1)).reshape(len(rows), fe.spectrum_bins)
+    energy = mag.astype(np.int64)
+    if fe.kind == "log_mel":
+        energy = energy @ tables["dense"]
+    return levels(energy, shift, fe)
+
+
+def compute_batch(fe: FrontEnd, clips: np.ndarray) -> np.ndarray:
+    """int8 features [N, num_frames, num_bins] of int16 clips [N, clip_samples]: the fast path."""
+    clips = np.ascontiguousarray(clips, dtype=np.int16)
+    if clips.ndim != 2 or clips.shape[1] != fe.clip_samples:
+        raise ValueError(f"compute_batch takes int16 clips [N, {fe.clip_samples}], got {clips.shape}")
+    n = len(clips)
+    if n == 0:
+        return np.zeros((0, fe.num_frames, fe.num_bins), dtype=np.int8)
+    idx = np.arange(fe.num_frames)[:, None] * fe.frame_step + np.arange(fe.frame_length)
+    rows = clips[:, idx].reshape(-1, fe.frame_length)
+    return to_int8(batch_levels(fe, rows), fe).reshape(n, fe.num_frames, fe.num_bins)
+
+
+# ---------------------------------------------------------------- C template values
+
+def template_values(fe: FrontEnd) -> dict:
+    """What templates/common/mf_features.*.j2 and mf_stream.*.j2 read, as `fe` in their context.
+
+    Every number in the generated C comes from here: the FrontEnd fields, plus the
+    two the C code needs that follow from them (the ring size and the CMSIS init).
+    """
+    values = fe.constants()
+    values.update(
+        is_log_mel=fe.kind == "log_mel",
+        hop_samples=fe.hop_samples,
+        history_samples=fe.frame_length + fe.hop_samples,
+        rfft_init=f"arm_rfft_init_{fe.fft_size}_q15",
+        log_table_mask=(1 << fe.log_table_bits) - 1,
+        input_scale_inv=round(1 / INPUT_SCALE),
+        input_zero_point=INPUT_ZERO_POINT,
+    )
+    return values

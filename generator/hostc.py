@@ -1,0 +1,249 @@
+"""Host build of the rendered C front end, and the bit-exact parity check against Python.
+
+`render_sources(fe, out_dir, spec_name)` renders templates/common/mf_features.{h,c},
+mf_stream.{h,c} (the firmware's files, unchanged) and templates/host/harness.c into
+out_dir. `build_library(src_dir)` compiles them with the CMSIS-DSP sources from
+generator.cmsis into a shared library with host gcc (-Wall -Werror on our
+files), cached under <cache>/hostc/<hash of every input>. `HostFrontEnd` loads
+it with ctypes and computes features of clips and of streams.
+
+`verify(project, clips)` and `verify_stream(project, samples)` raise
+`ParityError` when any C value differs from generator.features by even one LSB;
+`verify_project(project, index, max_clips)` (micforge verify) checks the
+dataset's clips and a stream made of them, and returns the figures.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import features as F
+from .cmsis import HOST_DEFINES, CmsisDsp, cache_root, cmsis_dsp
+from .render import content_hash, environment, header, render_file
+from .paths import TEMPLATES
+from .spec import Project
+
+MODULE_FILES = ("mf_features.h", "mf_features.c", "mf_stream.h", "mf_stream.c")
+HARNESS = "harness.c"
+CC = os.environ.get("CC", "gcc")
+OUR_FLAGS = ("-std=c99", "-O2", "-fPIC", "-Wall", "-Wextra", "-Werror")
+# The sdist's own setup.py flags for CMSIS-DSP on a Linux host.
+CMSIS_FLAGS = ("-O2", "-fPIC", "-Wno-attributes", "-Wno-unused-function", "-Wno-unused-variable",
+               "-Wno-implicit-function-declaration")
+
+
+class ParityError(AssertionError):
+    """The C front end and the Python reference disagree."""
+
+
+class BuildError(RuntimeError):
+    """The host compiler rejected the rendered module."""
+
+
+def render_sources(fe: F.FrontEnd, out_dir: Path, spec_name: str) -> list[Path]:
+    """Render the firmware's feature module plus the host harness into out_dir."""
+    env = environment()
+    ctx = {"fe": F.template_values(fe),
+           "c_header": header("//", spec_name, content_hash(fe.constants()))}
+    out = []
+    for name in MODULE_FILES:
+        render_file(env, f"common/{name}.j2", out_dir / name, ctx)
+        out.append(out_dir / name)
+    render_file(env, f"host/{HARNESS}.j2", out_dir / HARNESS, ctx)
+    return out + [out_dir / HARNESS]
+
+
+def _run(cmd: list[str], what: str) -> None:
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise BuildError(f"{what} failed:\n{' '.join(cmd)}\n{run.stderr.strip()[-4000:]}")
+
+
+def build_library(src_dir: Path, cache: Path | None = None) -> Path:
+    """Compile src_dir's module + harness and CMSIS-DSP into a cached shared library."""
+    cache = cache or cache_root()
+    dsp = cmsis_dsp(cache)
+    archive = _cmsis_archive(dsp, cache)
+    digest = hashlib.sha256()
+    for part in (CC, " ".join(OUR_FLAGS), str(archive)):
+        digest.update(part.encode() + b"\0")
+    for name in MODULE_FILES + (HARNESS,):
+        digest.update((src_dir / name).read_bytes() + b"\0")
+    lib = cache / "hostc" / digest.hexdigest()[:20] / "libmf_features.so"
+    if lib.is_file():
+        return lib
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    includes = [f"-I{src_dir}"] + [f"-I{d}" for d in dsp.include_dirs]
+    defines = [f"-D{d}" for d in HOST_DEFINES]
+    with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
+        objects = []
+        for name in ("mf_features.c", "mf_stream.c", HARNESS):
+            obj = Path(tmp) / (name + ".o")
+            _run([CC, *OUR_FLAGS, *defines, *includes, "-c", str(src_dir / name), "-o", str(obj)],
+                 f"compiling {name}")
+            objects.append(str(obj))
+        tmp_lib = Path(tmp) / lib.name
+        _run([CC, "-shared", "-Wl,--no-undefined", "-o", str(tmp_lib), *objects, str(archive), "-lm"],
+             "linking")
+        os.replace(tmp_lib, lib)
+    return lib
+
+
+def _cmsis_archive(dsp: CmsisDsp, cache: Path) -> Path:
+    """The CMSIS-DSP objects the module needs, compiled once per version into a static archive."""
+    key = hashlib.sha256("\0".join([CC, *CMSIS_FLAGS, *HOST_DEFINES,
+                                    *map(str, dsp.sources)]).encode()).hexdigest()[:16]
+    archive = cache / "hostc" / f"cmsis-dsp-{dsp.version}-{key}" / "libcmsisdsp.a"
+    if archive.is_file():
+        return archive
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    includes = [f"-I{d}" for d in dsp.include_dirs]
+    with tempfile.TemporaryDirectory(dir=archive.parent) as tmp:
+        objects = []
+        for src in dsp.sources:
+            obj = Path(tmp) / (src.stem + ".o")
+            _run([CC, *CMSIS_FLAGS, *[f"-D{d}" for d in HOST_DEFINES], *includes,
+                  "-c", str(src), "-o", str(obj)], f"compiling CMSIS-DSP {src.name}")
+            objects.append(str(obj))
+        tmp_archive = Path(tmp) / archive.name
+        _run(["ar", "rcs", str(tmp_archive), *objects], "archiving CMSIS-DSP")
+        os.replace(tmp_archive, archive)
+    return archive
+
+
+@dataclass
+class HostFrontEnd:
+    """The host-compiled C front end of `fe`, called through ctypes."""
+
+    fe: F.FrontEnd
+    library: Path
+
+    def __post_init__(self) -> None:
+        lib = ctypes.CDLL(str(self.library))
+        lib.mfh_clips.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p]
+        lib.mfh_clips.restype = ctypes.c_int
+        lib.mfh_stream.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p,
+                                   ctypes.c_uint32, ctypes.c_void_p]
+        lib.mfh_stream.restype = ctypes.c_long
+        self._lib = lib
+
+    def clips(self, clips: np.ndarray) -> np.ndarray:
+        """int8 [N, num_frames, num_bins] of int16 clips [N, clip_samples], computed in C."""
+        fe = self.fe
+        clips = np.ascontiguousarray(clips, dtype=np.int16)
+        if clips.ndim != 2 or clips.shape[1] != fe.clip_samples:
+            raise ValueError(f"clips must be int16 [N, {fe.clip_samples}], got {clips.shape}")
+        out = np.zeros((len(clips), fe.num_frames, fe.num_bins), dtype=np.int8)
+        if self._lib.mfh_clips(clips.ctypes.data, len(clips), out.ctypes.data) != 0:
+            raise BuildError("mf_features_init failed in the host build")
+        return out
+
+    def stream(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every column the C stream produces for `samples` pushed hop by hop, and its last map.
+
+        Samples beyond a whole number of hops are not pushed.
+        """
+        fe = self.fe
+        samples = np.ascontiguousarray(samples, dtype=np.int16)
+        blocks = len(samples) // fe.hop_samples
+        most = blocks * fe.hop_samples // fe.frame_step + 1
+        columns = np.zeros((most, fe.num_bins), dtype=np.int8)
+        final = np.zeros((fe.num_frames, fe.num_bins), dtype=np.int8)
+        n = self._lib.mfh_stream(samples.ctypes.data, blocks, columns.ctypes.data, most,
+                                 final.ctypes.data)
+        if n < 0:
+            raise BuildError("mfh_stream failed in the host build")
+        return columns[:n], final
+
+
+def host_front_end(project: Project, cache: Path | None = None,
+                   src_dir: Path | None = None) -> HostFrontEnd:
+    """Render (into src_dir, default the cache) and build the C front end of `project`."""
+    fe = F.design(project.spec)
+    cache = cache or cache_root()
+    if src_dir is None:
+        templates = [(TEMPLATES / "common" / f"{n}.j2").read_text() for n in MODULE_FILES]
+        templates.append((TEMPLATES / "host" / f"{HARNESS}.j2").read_text())
+        src_dir = cache / "hostc" / "src" / content_hash([fe.constants(), templates])
+    render_sources(fe, src_dir, project.path.name)
+    return HostFrontEnd(fe, build_library(src_dir, cache))
+
+
+def _first_mismatches(a: np.ndarray, b: np.ndarray, limit: int = 5) -> str:
+    where = np.argwhere(a != b)[:limit]
+    return "; ".join(f"at {tuple(int(i) for i in w)}: C {int(a[tuple(w)])} vs Python "
+                     f"{int(b[tuple(w)])}" for w in where)
+
+
+def verify(project: Project, clips: np.ndarray, host: HostFrontEnd | None = None) -> dict:
+    """C features of int16 clips equal Python's (compute_batch) exactly; raises ParityError."""
+    host = host or host_front_end(project)
+    c = host.clips(clips)
+    py = F.compute_batch(host.fe, clips)
+    bad = int(np.count_nonzero(c != py))
+    report = {"clips": len(clips), "values": int(py.size), "mismatches": bad}
+    if bad:
+        raise ParityError(f"{bad} of {py.size} feature values of {len(clips)} clips differ between "
+                          f"the C front end and generator.features: {_first_mismatches(c, py)}")
+    return report
+
+
+def verify_stream(project: Project, samples: np.ndarray,
+                  host: HostFrontEnd | None = None) -> dict:
+    """Every column of the C stream equals the offline Python features; raises ParityError."""
+    host = host or host_front_end(project)
+    fe = host.fe
+    samples = np.asarray(samples, dtype=np.int16)
+    pushed = samples[:len(samples) // fe.hop_samples * fe.hop_samples]
+    columns, final = host.stream(pushed)
+    offline = F.compute(fe, pushed)
+    report = {"stream_samples": len(pushed), "columns": len(columns), "values": int(offline.size)}
+    if columns.shape != offline.shape:
+        raise ParityError(f"the C stream produced {len(columns)} columns for {len(pushed)} samples; "
+                          f"offline there are {len(offline)} frames")
+    bad = int(np.count_nonzero(columns != offline))
+    map_bad = int(np.count_nonzero(final != offline[-fe.num_frames:])) if len(offline) >= fe.num_frames else 0
+    report["mismatches"] = bad + map_bad
+    if bad or map_bad:
+        raise ParityError(f"{bad} of {offline.size} streamed values and {map_bad} values of the final "
+                          f"map differ from offline features: {_first_mismatches(columns, offline)}")
+    return report
+
+
+def verify_project(project: Project, index: dict, max_clips: int | None = None) -> dict:
+    """`micforge verify`: C == Python on the dataset's clips and on a stream of them.
+
+    Returns figures (clips checked, values compared, mismatches); a mismatch is
+    reported in the figures (with the first differences), not raised.
+    """
+    from .dataset import SPLITS, load_split
+    host = host_front_end(project)
+    clips = np.concatenate([load_split(project, index, s)[0] for s in SPLITS])
+    if max_clips is not None:
+        clips = clips[:max_clips]
+    result = {"clips": 0, "values": 0, "mismatches": 0, "stream_columns": 0, "errors": []}
+    try:
+        r = verify(project, clips, host)
+        result.update(clips=r["clips"], values=r["values"])
+    except ParityError as exc:
+        result.update(clips=len(clips), values=int(len(clips) * host.fe.num_frames * host.fe.num_bins),
+                      mismatches=int(str(exc).split()[0]))
+        result["errors"].append(str(exc))
+    stream = clips[:8].reshape(-1)
+    if len(stream) >= host.fe.frame_length + host.fe.hop_samples:
+        try:
+            s = verify_stream(project, stream, host)
+            result["stream_columns"] = s["columns"]
+            result["values"] += s["values"]
+        except ParityError as exc:
+            result["mismatches"] += 1
+            result["errors"].append(str(exc))
+    return result
