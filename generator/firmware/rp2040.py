@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import cmsis, features
 from ..boards import Board
 from ..checks import PDM_DECIMATION, effective_arena, mic_clock_hz, pins
 from ..errors import Problem, SpecError
@@ -46,10 +47,6 @@ GAIN_SHIFT = 1
 HPF_HZ = 20.0
 RING_BYTES = 8192  # 64 ms of 1-bit PDM at 1.024 MHz: room for a late hop
 
-# CMSIS-DSP groups the feature extractor calls (arm_rfft_q15, arm_cmplx_mag_q15, windows, logs).
-CMSIS_DSP_GROUPS = ["BasicMathFunctions", "CommonTables", "ComplexMathFunctions",
-                    "FastMathFunctions", "StatisticsFunctions", "SupportFunctions",
-                    "TransformFunctions"]
 
 # RAM the firmware needs besides the arena and the feature buffers (measured on the fire_alarm
 # Pico build with arm-none-eabi-gcc 12, -O2: .data + .bss + heap + both stacks).
@@ -166,11 +163,11 @@ def context(project: Project, target: Target, board: Board, analysis: dict,
     lut = pdm_lut()
     extra = {"lut": CIC_ORDER, "gain": GAIN_SHIFT, "ring": RING_BYTES, "hpf": HPF_HZ}
     ctx = common_context(project, target, board, analysis, tflite_bytes, extra)
+    ctx["fe"] = features.template_values(features.design(spec))
     ctx.update(
         exe=EXE,
-        sources=sorted(["main.cpp", "model.cpp", "audio_in.c", "frontend.c", "detection.c"]
-                       + [f[:-3] for f in _templates("common")
-                          if f.endswith((".c.j2", ".cpp.j2")) and f[:-3] != "detection.c"]),
+        sources=sorted(["main.cpp", "model.cpp", "audio_in.c", "frontend.c"]
+                       + [f for f in _templates("common") if f.endswith((".c", ".cpp"))]),
         flash=board.region("FLASH"), uf2_family=UF2_FAMILY_ID,
         arena_section=ARENA_SECTIONS[region.name],
         measured_arena=int(analysis["arena"]["measured_bytes"]),
@@ -182,7 +179,7 @@ def context(project: Project, target: Target, board: Board, analysis: dict,
         lut=lut, lut_tables=len(lut), lut_bytes=len(lut) * 256 * 2, lut_divisor=LUT_DIVISOR,
         fir_taps=CIC_ORDER * (PDM_DECIMATION - 1) + 1, gain_shift=GAIN_SHIFT,
         hpf_hz=HPF_HZ, hpf_alpha_q15=round(32768 * math.exp(-2 * math.pi * HPF_HZ / rate)),
-        cmsis_dsp_groups=CMSIS_DSP_GROUPS,
+        cmsis_dsp_sources=list(cmsis.SOURCES),
         static_ram_estimate=static_ram_bytes(project),
         arena_margin=effective_arena(project, target).margin,
     )

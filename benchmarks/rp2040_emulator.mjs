@@ -1,0 +1,90 @@
+// Run an RP2040 firmware image in the rp2040js emulator and print its UART0 output.
+//
+//   node benchmarks/rp2040_emulator.mjs --bootrom <bootrom.bin> --image <firmware.uf2|.bin>
+//        [--until "mf done"] [--max-seconds 60]
+//
+// Takes: the RP2040 boot ROM (16 KB, B1/B2, e.g. built from raspberrypi/pico-bootrom; the
+// firmware calls ROM routines) and a firmware image, UF2 or flat binary at 0x10000000.
+// Produces: the firmware's UART0 bytes on stdout; exits when a line contains --until or after
+// --max-seconds of emulated time. The core runs at 125 MHz with rp2040js' per-instruction cycle
+// counts (flash XIP is modelled without wait states), and the emulated timer follows those
+// cycles, so the firmware's time_us_32() measurements are emulated microseconds.
+// Needs: npm install rp2040js (run from a folder where it is installed, or set NODE_PATH).
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : fallback;
+}
+
+async function loadRp2040js() {
+  try {
+    return await import('rp2040js');
+  } catch {
+    const require = createRequire(pathToFileURL(process.cwd() + '/'));
+    return await import(pathToFileURL(require.resolve('rp2040js')).href);
+  }
+}
+
+const FLASH_START = 0x10000000;
+const UF2_MAGIC = [0x0a324655, 0x9e5d5157];
+
+function loadImage(path, flash) {
+  const data = readFileSync(path);
+  if (path.endsWith('.uf2')) {
+    for (let off = 0; off + 512 <= data.length; off += 512) {
+      const view = new DataView(data.buffer, data.byteOffset + off, 512);
+      if (view.getUint32(0, true) !== UF2_MAGIC[0] || view.getUint32(4, true) !== UF2_MAGIC[1]) {
+        throw new Error(`${path}: block ${off / 512} is not UF2`);
+      }
+      const addr = view.getUint32(12, true);
+      const size = view.getUint32(16, true);
+      flash.set(data.subarray(off + 32, off + 32 + size), addr - FLASH_START);
+    }
+  } else {
+    flash.set(data, 0);
+  }
+}
+
+const { Simulator } = await loadRp2040js();
+const bootrom = readFileSync(arg('bootrom'));
+const until = arg('until', 'mf done');
+const maxNanos = Number(arg('max-seconds', '60')) * 1e9;
+
+const sim = new Simulator();
+const mcu = sim.rp2040;
+mcu.loadBootrom(new Uint32Array(bootrom.buffer, bootrom.byteOffset, bootrom.length / 4));
+loadImage(arg('image'), mcu.flash);
+
+let line = '';
+let done = false;
+mcu.uart[0].onByte = (value) => {
+  const ch = String.fromCharCode(value);
+  process.stdout.write(ch);
+  if (ch === '\n') {
+    if (line.includes(until)) done = true;
+    line = '';
+  } else if (ch !== '\r') {
+    line += ch;
+  }
+};
+
+// The Simulator's own loop yields to the event loop every million instructions; this one runs
+// straight through, which is all a batch measurement needs.
+const cycleNanos = 1e9 / 125e6;
+mcu.core.PC = FLASH_START;
+while (!done && sim.clock.nanos < maxNanos) {
+  for (let i = 0; i < 100000 && !done; i++) {
+    if (mcu.core.waiting) {
+      sim.clock.tick(sim.clock.nanosToNextAlarm);
+    } else {
+      sim.clock.tick(mcu.core.executeInstruction() * cycleNanos);
+    }
+  }
+}
+if (!done) {
+  process.stderr.write(`\nstopped after ${maxNanos / 1e9} emulated seconds without "${until}"\n`);
+  process.exit(3);
+}

@@ -1,0 +1,269 @@
+"""RP2040 firmware renderer: golden trees, target checks, UF2, PDM decimator, portable C modules.
+
+The golden trees are rendered from a tiny int8 model built here with fixed weights (so its
+bytes do not depend on training) and a fixed analysis. MICFORGE_UPDATE_GOLDEN=1 refreshes them.
+The portable C modules are compiled for cortex-m0plus with arm-none-eabi-gcc -Wall -Werror, and
+the detector is run on the host through ctypes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from generator import uf2
+from generator.boards import load_board
+from generator.errors import SpecError
+from generator.firmware import rp2040
+from generator.firmware.common import q15
+from generator.render import environment, render_file
+from generator.spec import load_spec
+
+from conftest import REPO, assert_golden
+
+GOLDEN = REPO / "tests" / "golden" / "rp2040"
+EXAMPLES = [("fire_alarm", "pico"), ("fire_alarm", "micromod"), ("keywords", "pico"), ("demo", "pico")]
+
+
+def _tiny_model(num_frames: int, num_bins: int, num_classes: int) -> bytes:
+    """A fixed-weight int8 CNN of the spec's input shape (deterministic bytes)."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(0)
+    inp = tf.keras.Input((num_frames, num_bins, 1), batch_size=1)
+    x = tf.keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inp)
+    x = tf.keras.layers.MaxPooling2D(2)(x)
+    x = tf.keras.layers.Flatten()(x)
+    out = tf.keras.layers.Dense(num_classes, activation="softmax")(x)
+    model = tf.keras.Model(inp, out)
+    rng = np.random.default_rng(0)
+    reps = [rng.uniform(-1, 1, (1, num_frames, num_bins, 1)).astype(np.float32) for _ in range(4)]
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([r] for r in reps)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+ANALYSIS = {"arena": {"measured_bytes": 4321}, "model_bytes": 0, "macs": 60000,
+            "resolver": ["AddConv2D", "AddFullyConnected", "AddMaxPool2D", "AddReshape", "AddSoftmax"]}
+
+
+@pytest.fixture(scope="module")
+def models():
+    cache = {}
+
+    def get(project):
+        s = project.spec
+        key = (s.num_frames, s.num_bins, len(s.classes))
+        if key not in cache:
+            cache[key] = _tiny_model(*key)
+        return cache[key]
+    return get
+
+
+def _project(name):
+    return load_spec(REPO / "projects" / f"{name}.yaml")
+
+
+def _target(project, name):
+    return next(t for t in project.spec.targets if t.name == name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec,target", EXAMPLES)
+def test_rendered_tree_matches_golden(tmp_path, models, spec, target):
+    project = _project(spec)
+    t = _target(project, target)
+    board = load_board(t.board)
+    blob = models(project)
+    analysis = dict(ANALYSIS, model_bytes=len(blob))
+    files = rp2040.render_rp2040(project, t, board, analysis, blob, tmp_path)
+    names = sorted(str(f.relative_to(tmp_path)) for f in files)
+    assert names == rp2040.output_files(project, t, board)
+    for f in files:
+        assert_golden(GOLDEN / f"{spec}_{target}" / f.relative_to(tmp_path), f.read_text())
+    # Same inputs, same bytes: a second render writes nothing.
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    rp2040.render_rp2040(project, t, board, analysis, blob, tmp_path)
+    assert stamps == {f: f.stat().st_mtime_ns for f in files}
+
+
+def test_context_derives_every_constant_from_spec_and_board(models_free_blob=b"\0" * 64):
+    project = _project("fire_alarm")
+    t = _target(project, "micromod")
+    board = load_board(t.board)
+    ctx = rp2040.context(project, t, board, dict(ANALYSIS, model_bytes=64), models_free_blob)
+    assert ctx["board"].sdk_board == "sparkfun_micromod"
+    assert ctx["mic"] == {"data_pin": board.microphone.data_pin, "clock_pin": board.microphone.clock_pin}
+    assert ctx["pdm_clock_hz"] == project.spec.audio.sample_rate * 64
+    assert ctx["arena_bytes"] == 4321 + project.spec.arena.margin + 15 & ~15
+    assert ctx["arena_section"] == ".uninitialized_data.mf_tensor_arena"
+    assert ctx["threshold_q15"] == q15(0.6) and ctx["release_q15"] == q15(0.5)
+    assert ctx["resolver_ops"] == sorted(ANALYSIS["resolver"])
+
+
+# ------------------------------------------------------------------ target checks
+
+def _problems(project, target_name, analysis, board=None):
+    t = _target(project, target_name)
+    return rp2040.check_target(project, t, board or load_board(t.board), analysis)
+
+
+def test_arena_above_ram_region_is_a_spec_error_at_the_arena_line():
+    project = _project("fire_alarm")
+    probs = _problems(project, "pico", dict(ANALYSIS, arena={"measured_bytes": 250_000}))
+    assert len(probs) == 1
+    assert "exceeds" in probs[0].message and "RAM" in probs[0].message
+    assert probs[0].path.endswith("fire_alarm.yaml") and probs[0].line > 0
+    with pytest.raises(SpecError):
+        rp2040.render_rp2040(project, _target(project, "pico"), load_board("rpi_pico"),
+                             dict(ANALYSIS, arena={"measured_bytes": 250_000}), b"\0", Path("/nonexistent"))
+
+
+def test_hop_shorter_than_estimated_budget_is_reported_at_hop_frames():
+    project = _project("fire_alarm")
+    probs = _problems(project, "pico", dict(ANALYSIS, macs=50_000_000))
+    assert len(probs) == 1
+    text = (REPO / "projects" / "fire_alarm.yaml").read_text().splitlines()
+    assert "hop_frames" in text[probs[0].line - 1]
+    assert "raise hop_frames" in probs[0].message
+    assert _problems(project, "pico", ANALYSIS) == []
+
+
+def test_board_without_pdm_microphone_is_refused():
+    project = _project("fire_alarm")
+    probs = _problems(project, "pico", ANALYSIS, board=load_board("teensy41"))
+    assert any("PDM" in p.message for p in probs)
+
+
+# ---------------------------------------------------------------------------- UF2
+
+def test_uf2_blocks_round_trip_and_carry_the_rp2040_family():
+    data = bytes(range(256)) * 3 + b"\x01\x02"
+    blob = uf2.to_uf2(data, 0x10000000, rp2040.UF2_FAMILY_ID)
+    assert len(blob) == 4 * 512
+    assert blob[:4] == b"UF2\n" and blob[508:512] == bytes.fromhex("306fb10a")
+    assert int.from_bytes(blob[28:32], "little") == 0xE48BFF56
+    base, back, family = uf2.from_uf2(blob)
+    assert (base, family) == (0x10000000, 0xE48BFF56)
+    assert back[:len(data)] == data and back[len(data):] == bytes(256 * 4 - len(data))
+    with pytest.raises(ValueError):
+        uf2.to_uf2(data, 0x10000001, 1)
+
+
+def test_uf2_cli_writes_file(tmp_path):
+    (tmp_path / "a.bin").write_bytes(b"\xAA" * 300)
+    assert uf2.main([str(tmp_path / "a.bin"), str(tmp_path / "a.uf2"), "--base", "0x10000000",
+                     "--family", "0xe48bff56"]) == 0
+    assert uf2.from_uf2((tmp_path / "a.uf2").read_bytes())[1][:300] == b"\xAA" * 300
+
+
+# ------------------------------------------------------------------ PDM decimator
+
+def _decimate(bits: np.ndarray, lut) -> np.ndarray:
+    """What audio_in.c computes: per 64 bits, the tables over the last 6 words (MSB first)."""
+    words = np.packbits(bits.reshape(-1, 8), axis=1, bitorder="big").reshape(-1)
+    out = []
+    for n in range(len(words) // 8):
+        window = words[max(0, 8 * n - 16):8 * n + 8]
+        window = np.concatenate([np.zeros(24 - len(window), np.uint8), window])
+        out.append(sum(lut[t][b] for t, b in enumerate(window)))
+    return np.array(out)
+
+
+def test_pdm_lut_full_scale_and_a_sigma_delta_sine():
+    lut = rp2040.pdm_lut()
+    assert len(lut) == 24 and all(len(t) == 256 for t in lut)
+    full = 64 ** 3 // rp2040.LUT_DIVISOR  # all ones: full scale, within the tables' rounding
+    assert abs(sum(t[255] for t in lut) - full) <= len(lut) // 2
+    assert sum(t[0] for t in lut) == -sum(t[255] for t in lut)
+    # A first-order sigma-delta stream of a 500 Hz sine at half scale, 16 kHz x 64.
+    n = 64 * 1600
+    x = 0.5 * np.sin(2 * np.pi * 500 * np.arange(n) / (16000 * 64))
+    bits, acc = np.zeros(n, np.uint8), 0.0
+    for i, v in enumerate(x):
+        b = 1 if acc + v >= 0 else 0
+        acc += v - (2 * b - 1)
+        bits[i] = b
+    y = _decimate(bits, lut)[10:].astype(float) / (64 ** 3 // rp2040.LUT_DIVISOR)
+    # Output n filters bits [64n - 128, 64n + 64); the symmetric FIR is centred at 64n - 31.5.
+    ref = 0.5 * np.sin(2 * np.pi * 500 * (np.arange(10, 1600) * 64 - 31.5) / (16000 * 64))
+    droop = np.sinc(500 / 16000) ** 3
+    assert np.max(np.abs(y - ref * droop)) < 0.01
+
+
+# ------------------------------------------------------------------ portable C modules
+
+def _render_common(tmp_path, spec="fire_alarm", target="pico"):
+    project = _project(spec)
+    t = _target(project, target)
+    ctx = rp2040.context(project, t, load_board(t.board), dict(ANALYSIS, model_bytes=4), b"\0" * 4)
+    env = environment()
+    out = []
+    for rel in rp2040._templates("common"):
+        render_file(env, f"common/{rel}.j2", tmp_path / rel, ctx)
+        out.append(tmp_path / rel)
+    return out
+
+
+@pytest.mark.parametrize("spec", ["fire_alarm", "keywords"])
+def test_portable_modules_compile_for_cortex_m0plus_with_werror(tmp_path, spec):
+    gcc = shutil.which("arm-none-eabi-gcc")
+    if gcc is None:
+        pytest.skip("arm-none-eabi-gcc is not installed (CI installs gcc-arm-none-eabi)")
+    from generator import cmsis
+
+    files = _render_common(tmp_path, spec)
+    sources = [f for f in files if f.suffix == ".c"]
+    assert {"detection.c", "mf_features.c", "mf_stream.c"} <= {f.name for f in sources}
+    # No CMSIS-Core here (it comes with the SDK): __GNUC_PYTHON__ makes arm_math_types.h define
+    # the compiler macros itself, as the host build of the same sources does.
+    incs = [f"-I{d}" for d in [tmp_path, *cmsis.cmsis_dsp().include_dirs]]
+    for src in sources:
+        res = subprocess.run([gcc, "-mcpu=cortex-m0plus", "-mthumb", "-std=c99", "-O2", "-Wall",
+                              "-Wextra", "-Werror", "-D__GNUC_PYTHON__", *incs, "-c", str(src),
+                              "-o", str(src.with_suffix(".o"))], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+
+
+@pytest.fixture(scope="module")
+def detector_lib(tmp_path_factory):
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no host C compiler")
+    tmp = tmp_path_factory.mktemp("det")
+    _render_common(tmp)
+    lib = tmp / "libdet.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-I", str(tmp),
+                    str(tmp / "detection.c"), "-o", str(lib)], check=True)
+    return ctypes.CDLL(str(lib))
+
+
+def test_detector_smooths_thresholds_and_holds_with_hysteresis(detector_lib):
+    det = ctypes.create_string_buffer(4096)
+    scores = ctypes.c_int16 * 2
+
+    def step(alarm):
+        return detector_lib.mf_detector_update(det, scores(q15(alarm), q15(1 - alarm)))
+
+    # fire_alarm: smoothing 3, threshold 0.6, hysteresis 0.1; only 'alarm' (index 0) detects.
+    detector_lib.mf_detector_reset(det)
+    assert step(0.9) == 0      # mean 0.9 >= 0.6: on
+    assert step(0.2) == 0      # mean 0.55, still >= 0.5 (threshold - hysteresis): held
+    assert step(0.1) == -1     # mean 0.4 < 0.5: off
+    assert step(0.9) == -1     # mean 0.4
+    assert step(0.9) == 0      # mean 0.633: on
+    detector_lib.mf_detector_reset(det)
+    assert step(0.55) == -1    # above the release level but never reached the threshold
+    assert step(0.0) == -1     # 'background' high, but it does not detect
+    detector_lib.mf_detector_smoothed.restype = ctypes.c_int16
+    assert detector_lib.mf_detector_smoothed(det, 1) == (q15(0.45) + q15(1.0)) // 2
+    assert detector_lib.mf_detector_top(det) == 1
