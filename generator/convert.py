@@ -51,7 +51,11 @@ def convert(model, calibration: np.ndarray) -> bytes:
         for row in calibration:
             yield [row[None, ...]]
 
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    # A fixed batch of 1: with Keras 3's dynamic batch, Flatten converts to
+    # SHAPE/STRIDED_SLICE/PACK/RESHAPE; a static shape folds it to one RESHAPE.
+    import keras
+    inputs = keras.Input(shape=model.input_shape[1:], batch_size=1, name="features")
+    conv = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, model(inputs)))
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = samples
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -1,0 +1,140 @@
+"""Evaluation on the test split, three ways: float Keras, int8 TFLite, real TFLM.
+
+`evaluate(project, keras_path, tflite_path, features_npz, out_json)` runs the
+test features through
+  float  the trained Keras model (inputs int8 / 128),
+  int8   the .tflite under TensorFlow's TFLite interpreter,
+  tflm   the .tflite under tflite_micro's Python runtime (the TFLM kernels),
+and reports, for each, accuracy, per-class precision and recall and the
+confusion matrix (rows: true class, columns: predicted, in spec.classes order).
+The int8 runtimes get the int8 features unchanged (the model's input contract:
+scale 1/128, zero point 0). The raw int8 outputs of int8 and tflm must be
+identical; every clip where they differ is counted and listed
+(`int8_tflm_mismatches`) and `format_evaluation` flags it loudly.
+Writes the dict as JSON to `out_json` and returns it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .convert import check_input_contract
+from .fileio import write_json
+from .spec import Project
+
+TFLM_ARENA = 4 * 1024 * 1024  # evaluation only; the firmware arena comes from analyze
+
+
+def metrics(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy, per-class precision/recall and the confusion matrix of `pred` against `y`."""
+    k = len(classes)
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (y, pred), 1)
+    per_class = {}
+    for i, name in enumerate(classes):
+        tp, predicted, actual = cm[i, i], cm[:, i].sum(), cm[i, :].sum()
+        per_class[name] = {"precision": float(tp / predicted) if predicted else None,
+                           "recall": float(tp / actual) if actual else None,
+                           "support": int(actual)}
+    return {"accuracy": float(np.trace(cm) / max(1, len(y))), "per_class": per_class,
+            "confusion": cm.tolist()}
+
+
+def run_keras(keras_path: Path, q: np.ndarray) -> np.ndarray:
+    """Float scores [N, classes] of the Keras model on int8 features q [N, frames, bins]."""
+    import keras
+    from .features import INPUT_SCALE
+
+    model = keras.saving.load_model(keras_path, compile=False)
+    return model.predict((q.astype(np.float32) * INPUT_SCALE)[..., None], batch_size=256, verbose=0)
+
+
+def run_tflite(tflite: bytes, q: np.ndarray) -> np.ndarray:
+    """Raw int8 outputs [N, classes] of TensorFlow's TFLite interpreter."""
+    import tensorflow as tf
+
+    # TFLite's own builtin kernels, without the XNNPACK delegate it adds by default.
+    interp = tf.lite.Interpreter(
+        model_content=tflite,
+        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    rows = []
+    for clip in q:
+        interp.set_tensor(inp["index"], clip.reshape(inp["shape"]))
+        interp.invoke()
+        rows.append(interp.get_tensor(out["index"]).reshape(-1).copy())
+    return np.array(rows, dtype=np.int8).reshape(len(q), -1)
+
+
+def run_tflm(tflite: bytes, q: np.ndarray) -> np.ndarray:
+    """Raw int8 outputs [N, classes] of the TFLM runtime (tflite_micro's Python interpreter)."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(tflite, arena_size=TFLM_ARENA)
+    shape = interp.get_input_details(0)["shape"]
+    rows = []
+    for clip in q:
+        interp.set_input(clip.reshape(shape), 0)
+        interp.invoke()
+        rows.append(np.array(interp.get_output(0)).reshape(-1).copy())
+    return np.array(rows, dtype=np.int8).reshape(len(q), -1)
+
+
+def evaluate(project: Project, keras_path: Path, tflite_path: Path, features_npz: Path,
+             out_json: Path) -> dict:
+    """Evaluate float / int8 / TFLM on the test split; write and return the results."""
+    classes = list(project.spec.classes)
+    with np.load(features_npz) as data:
+        q, y = data["x_test"], data["y_test"].astype(np.int64)
+    if len(y) == 0:
+        raise ValueError(f"{features_npz} has no test clips to evaluate on")
+    tflite = Path(tflite_path).read_bytes()
+    check_input_contract(tflite)
+    scores = run_keras(Path(keras_path), q)
+    int8 = run_tflite(tflite, q)
+    tflm = run_tflm(tflite, q)
+    differ = np.flatnonzero((int8 != tflm).any(axis=1))
+    preds = {"float": scores.argmax(1), "int8": int8.argmax(1), "tflm": tflm.argmax(1)}
+    result = {
+        "classes": classes, "test_clips": int(len(y)),
+        "runtimes": {name: metrics(y, p, classes) for name, p in preds.items()},
+        "int8_drop_points": 100.0 * (float(np.mean(preds["float"] == y))
+                                     - float(np.mean(preds["int8"] == y))),
+        "float_int8_agreement": float(np.mean(preds["float"] == preds["int8"])),
+        "int8_tflm_mismatches": int(len(differ)),
+        "int8_tflm_mismatch_clips": differ[:50].tolist(),
+        "int8_tflm_max_abs_diff": int(np.abs(int8.astype(int) - tflm.astype(int)).max()),
+    }
+    write_json(out_json, result)
+    return result
+
+
+def format_evaluation(d: dict) -> str:
+    """A human summary: accuracy per runtime, per-class figures, confusion, the int8/TFLM check."""
+    classes = d["classes"]
+    width = max(8, max(len(c) for c in classes))
+    r = d["runtimes"]
+    lines = [f"test clips: {d['test_clips']}; accuracy float {r['float']['accuracy']:.4f}, "
+             f"int8 {r['int8']['accuracy']:.4f}, TFLM {r['tflm']['accuracy']:.4f} "
+             f"(int8 drop {d['int8_drop_points']:+.2f} points)"]
+    for name in ("float", "int8", "tflm"):
+        lines.append(f"  {name}: " + ", ".join(
+            f"{c} P {_pct(v['precision'])} R {_pct(v['recall'])}" for c, v in r[name]["per_class"].items()))
+    lines.append(f"  confusion (int8; rows true, columns predicted):")
+    lines.append("  " + " " * width + "".join(f"{c[:8]:>9}" for c in classes))
+    for c, row in zip(classes, r["int8"]["confusion"]):
+        lines.append(f"  {c:<{width}}" + "".join(f"{v:>9}" for v in row))
+    if d["int8_tflm_mismatches"]:
+        lines.append(f"!!! WARNING: TFLM and TFLite int8 outputs DIFFER on {d['int8_tflm_mismatches']} "
+                     f"of {d['test_clips']} clips (max |diff| {d['int8_tflm_max_abs_diff']}); "
+                     f"clips {d['int8_tflm_mismatch_clips'][:10]} !!!")
+    else:
+        lines.append("  int8 TFLite and TFLM outputs identical on every test clip")
+    return "\n".join(lines)
+
+
+def _pct(v) -> str:
+    return "  n/a" if v is None else f"{100 * v:5.1f}%"
