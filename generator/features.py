@@ -105,8 +105,8 @@ class FrontEnd:
 # --------------------------------------------------------------------------- design
 
 def _window(kind: str, n: int) -> tuple[int, ...]:
-    """Periodic window in q15 (periodic, as for spectral analysis)."""
-    i = np.arange(n)
+    """Periodic window in q15 (as for spectral analysis), exactly symmetric about n/2."""
+    i = np.minimum(np.arange(n), n - np.arange(n))
     if kind == "hann":
         w = 0.5 - 0.5 * np.cos(2 * np.pi * i / n)
     elif kind == "hamming":

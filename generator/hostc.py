@@ -161,6 +161,8 @@ class HostFrontEnd:
                                  final.ctypes.data)
         if n < 0:
             raise BuildError("mfh_stream failed in the host build")
+        if n > most:  # more columns than frames fit: report the count, not the values
+            return np.zeros((n, fe.num_bins), dtype=np.int8), final
         return columns[:n], final
 
 
@@ -183,67 +185,77 @@ def _first_mismatches(a: np.ndarray, b: np.ndarray, limit: int = 5) -> str:
                      f"{int(b[tuple(w)])}" for w in where)
 
 
-def verify(project: Project, clips: np.ndarray, host: HostFrontEnd | None = None) -> dict:
-    """C features of int16 clips equal Python's (compute_batch) exactly; raises ParityError."""
-    host = host or host_front_end(project)
+def compare_clips(host: HostFrontEnd, clips: np.ndarray) -> dict:
+    """C vs Python (compute_batch) features of int16 clips: counts and the first differences."""
     c = host.clips(clips)
     py = F.compute_batch(host.fe, clips)
     bad = int(np.count_nonzero(c != py))
-    report = {"clips": len(clips), "values": int(py.size), "mismatches": bad}
-    if bad:
-        raise ParityError(f"{bad} of {py.size} feature values of {len(clips)} clips differ between "
-                          f"the C front end and generator.features: {_first_mismatches(c, py)}")
+    return {"clips": len(clips), "values": int(py.size), "mismatches": bad,
+            "first": _first_mismatches(c, py) if bad else ""}
+
+
+def compare_stream(host: HostFrontEnd, samples: np.ndarray) -> dict:
+    """Every column of the C stream fed hop by hop vs the offline Python features."""
+    fe = host.fe
+    samples = np.asarray(samples, dtype=np.int16)
+    pushed = samples[:len(samples) // fe.hop_samples * fe.hop_samples]
+    columns, final = host.stream(pushed)
+    if len(pushed) < fe.frame_length:  # not one whole frame: the stream must stay silent
+        return {"stream_samples": len(pushed), "columns": len(columns), "values": 0,
+                "mismatches": len(columns) * fe.num_bins,
+                "first": f"{len(columns)} columns from less than a frame" if len(columns) else ""}
+    offline = F.compute(fe, pushed)
+    report = {"stream_samples": len(pushed), "columns": len(columns), "values": int(offline.size)}
+    if columns.shape != offline.shape:
+        report.update(mismatches=int(offline.size),
+                      first=f"the C stream produced {len(columns)} columns for {len(pushed)} "
+                            f"samples; offline there are {len(offline)} frames")
+        return report
+    bad = int(np.count_nonzero(columns != offline))
+    if len(offline) >= fe.num_frames:
+        bad += int(np.count_nonzero(final != offline[-fe.num_frames:]))
+    report.update(mismatches=bad, first=_first_mismatches(columns, offline) if bad else "")
+    return report
+
+
+def verify(project: Project, clips: np.ndarray, host: HostFrontEnd | None = None) -> dict:
+    """C features of int16 clips equal Python's exactly; raises ParityError otherwise."""
+    report = compare_clips(host or host_front_end(project), clips)
+    if report["mismatches"]:
+        raise ParityError(f"{report['mismatches']} of {report['values']} feature values of "
+                          f"{report['clips']} clips differ between the C front end and "
+                          f"generator.features: {report['first']}")
     return report
 
 
 def verify_stream(project: Project, samples: np.ndarray,
                   host: HostFrontEnd | None = None) -> dict:
     """Every column of the C stream equals the offline Python features; raises ParityError."""
-    host = host or host_front_end(project)
-    fe = host.fe
-    samples = np.asarray(samples, dtype=np.int16)
-    pushed = samples[:len(samples) // fe.hop_samples * fe.hop_samples]
-    columns, final = host.stream(pushed)
-    offline = F.compute(fe, pushed)
-    report = {"stream_samples": len(pushed), "columns": len(columns), "values": int(offline.size)}
-    if columns.shape != offline.shape:
-        raise ParityError(f"the C stream produced {len(columns)} columns for {len(pushed)} samples; "
-                          f"offline there are {len(offline)} frames")
-    bad = int(np.count_nonzero(columns != offline))
-    map_bad = int(np.count_nonzero(final != offline[-fe.num_frames:])) if len(offline) >= fe.num_frames else 0
-    report["mismatches"] = bad + map_bad
-    if bad or map_bad:
-        raise ParityError(f"{bad} of {offline.size} streamed values and {map_bad} values of the final "
-                          f"map differ from offline features: {_first_mismatches(columns, offline)}")
+    report = compare_stream(host or host_front_end(project), samples)
+    if report["mismatches"]:
+        raise ParityError(f"{report['mismatches']} streamed feature values differ from the "
+                          f"offline features of the same {report['stream_samples']} samples: "
+                          f"{report['first']}")
     return report
 
 
-def verify_project(project: Project, index: dict, max_clips: int | None = None) -> dict:
+def verify_project(project: Project, index: dict, max_clips: int | None = None,
+                   stream_clips: int = 8) -> dict:
     """`micforge verify`: C == Python on the dataset's clips and on a stream of them.
 
-    Returns figures (clips checked, values compared, mismatches); a mismatch is
-    reported in the figures (with the first differences), not raised.
+    Returns figures: clips checked, values compared (clips and stream), mismatches,
+    and the first differences; mismatches are reported, not raised.
     """
     from .dataset import SPLITS, load_split
     host = host_front_end(project)
     clips = np.concatenate([load_split(project, index, s)[0] for s in SPLITS])
     if max_clips is not None:
         clips = clips[:max_clips]
-    result = {"clips": 0, "values": 0, "mismatches": 0, "stream_columns": 0, "errors": []}
-    try:
-        r = verify(project, clips, host)
-        result.update(clips=r["clips"], values=r["values"])
-    except ParityError as exc:
-        result.update(clips=len(clips), values=int(len(clips) * host.fe.num_frames * host.fe.num_bins),
-                      mismatches=int(str(exc).split()[0]))
-        result["errors"].append(str(exc))
-    stream = clips[:8].reshape(-1)
-    if len(stream) >= host.fe.frame_length + host.fe.hop_samples:
-        try:
-            s = verify_stream(project, stream, host)
-            result["stream_columns"] = s["columns"]
-            result["values"] += s["values"]
-        except ParityError as exc:
-            result["mismatches"] += 1
-            result["errors"].append(str(exc))
-    return result
+    c = compare_clips(host, clips)
+    s = compare_stream(host, clips[:stream_clips].reshape(-1))
+    errors = [f"clips: {c['first']}"] if c["mismatches"] else []
+    if s["mismatches"]:
+        errors.append(f"stream: {s['first']}")
+    return {"clips": c["clips"], "values": c["values"] + s["values"],
+            "stream_columns": s["columns"], "mismatches": c["mismatches"] + s["mismatches"],
+            "errors": errors}
