@@ -179,6 +179,15 @@ def host_front_end(project: Project, cache: Path | None = None,
     return HostFrontEnd(fe, build_library(src_dir, cache))
 
 
+def wav_features(project: Project, path: Path, host: HostFrontEnd | None = None) -> np.ndarray:
+    """int8 features [frames, bins] of a whole WAV file (any rate/channels), as the device's
+    stream computes them: decoded like the dataset (mono, resampled), pushed hop by hop."""
+    from .audio import decode
+    host = host or host_front_end(project)
+    samples = decode(Path(path).read_bytes(), host.fe.sample_rate).samples
+    return host.stream(samples)[0]
+
+
 def _first_mismatches(a: np.ndarray, b: np.ndarray, limit: int = 5) -> str:
     where = np.argwhere(a != b)[:limit]
     return "; ".join(f"at {tuple(int(i) for i in w)}: C {int(a[tuple(w)])} vs Python "

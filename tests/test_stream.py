@@ -82,3 +82,5 @@ def test_stream_of_real_clips_equals_offline(shared_data):
     samples = np.concatenate([sf.read(f, dtype="int16")[0] for f in files])
     report = hostc.verify_stream(project, samples, host)
     assert report["mismatches"] == 0 and report["columns"] == len(samples) // 512
+    one = hostc.wav_features(project, files[0], host)
+    assert np.array_equal(one, F.compute(host.fe, sf.read(files[0], dtype="int16")[0]))
