@@ -21,7 +21,6 @@ from generator.boards import load_board
 from generator.errors import SpecError
 from generator.firmware import rp2040
 from generator.firmware.common import q15
-from generator.render import environment, render_file
 from generator.spec import load_spec
 
 from conftest import REPO, assert_golden
@@ -203,15 +202,12 @@ def test_pdm_lut_full_scale_and_a_sigma_delta_sine():
 # ------------------------------------------------------------------ portable C modules
 
 def _render_common(tmp_path, spec="fire_alarm", target="pico"):
+    """The whole tree rendered; returns the portable (templates/common) files in it."""
     project = _project(spec)
     t = _target(project, target)
-    ctx = rp2040.context(project, t, load_board(t.board), dict(ANALYSIS, model_bytes=4), b"\0" * 4)
-    env = environment()
-    out = []
-    for rel in rp2040._templates("common"):
-        render_file(env, f"common/{rel}.j2", tmp_path / rel, ctx)
-        out.append(tmp_path / rel)
-    return out
+    rp2040.render_rp2040(project, t, load_board(t.board), dict(ANALYSIS, model_bytes=4), b"\0" * 4,
+                         tmp_path)
+    return [tmp_path / rel for rel in rp2040._templates("common")]
 
 
 @pytest.mark.parametrize("spec", ["fire_alarm", "keywords"])
@@ -222,13 +218,14 @@ def test_portable_modules_compile_for_cortex_m0plus_with_werror(tmp_path, spec):
     from generator import cmsis
 
     files = _render_common(tmp_path, spec)
-    sources = [f for f in files if f.suffix == ".c"]
+    sources = [f for f in files if f.suffix in (".c", ".cc")]
     assert {"detection.c", "mf_features.c", "mf_stream.c"} <= {f.name for f in sources}
     # No CMSIS-Core here (it comes with the SDK): __GNUC_PYTHON__ makes arm_math_types.h define
     # the compiler macros itself, as the host build of the same sources does.
     incs = [f"-I{d}" for d in [tmp_path, *cmsis.cmsis_dsp().include_dirs]]
     for src in sources:
-        res = subprocess.run([gcc, "-mcpu=cortex-m0plus", "-mthumb", "-std=c99", "-O2", "-Wall",
+        std = "-std=c99" if src.suffix == ".c" else "-std=c++17"
+        res = subprocess.run([gcc, "-mcpu=cortex-m0plus", "-mthumb", std, "-O2", "-Wall",
                               "-Wextra", "-Werror", "-D__GNUC_PYTHON__", *incs, "-c", str(src),
                               "-o", str(src.with_suffix(".o"))], capture_output=True, text=True)
         assert res.returncode == 0, res.stderr

@@ -14,11 +14,12 @@ firmware's own RAM, a hop shorter than the estimated DSP + inference time.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 
-from .. import cmsis, features
+from .. import cmsis, features, model_c
 from ..boards import Board
 from ..checks import PDM_DECIMATION, effective_arena, mic_clock_hz, pins
 from ..errors import Problem, SpecError
@@ -55,6 +56,26 @@ FIRMWARE_RAM_BYTES = 24 * 1024
 # int8 MAC of CMSIS-NN on the Cortex-M0+, and front-end cycles per FFT point of a new frame.
 CYCLES_PER_MAC = 12
 DSP_CYCLES_PER_FFT_POINT = 60
+
+
+# TFLM kernel source stems (tensorflow/lite/micro/kernels/[cmsis_nn/]<stem>[_common].cpp) of the
+# resolver's Add* methods whose name is not simply the snake_case of the op.
+KERNEL_STEMS = {"AddMaxPool2D": "pooling", "AddAveragePool2D": "pooling", "AddConv2D": "conv",
+                "AddDepthwiseConv2D": "depthwise_conv", "AddRelu": "activations",
+                "AddRelu6": "activations", "AddMean": "reduce", "AddReduceMax": "reduce",
+                "AddSum": "reduce", "AddL2Normalization": "l2norm", "AddMaximum": "maximum_minimum",
+                "AddMinimum": "maximum_minimum", "AddEqual": "comparisons", "AddLess": "comparisons",
+                "AddGreater": "comparisons", "AddAbs": "elementwise", "AddSqrt": "elementwise",
+                "AddRsqrt": "elementwise", "AddLogicalAnd": "logical", "AddLogicalOr": "logical"}
+
+
+def kernel_stems(ops: list[str]) -> list[str]:
+    """Kernel source stems for the resolver's Add* calls: only these kernels are compiled."""
+    out = set()
+    for op in ops:
+        stem = KERNEL_STEMS.get(op) or re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", op[3:]).lower()
+        out.add(re.sub(r"(\d)_d$", r"_\1d", stem))
+    return sorted(out)
 
 
 def _templates(family: str) -> list[str]:
@@ -167,7 +188,8 @@ def context(project: Project, target: Target, board: Board, analysis: dict,
     ctx.update(
         exe=EXE,
         sources=sorted(["main.cpp", "model.cpp", "audio_in.c", "frontend.c"]
-                       + [f for f in _templates("common") if f.endswith((".c", ".cpp"))]),
+                       + [f for f in _templates("common") if f.endswith((".c", ".cc", ".cpp"))]),
+        model_symbol=f"{spec.name}_model_data",
         flash=board.region("FLASH"), uf2_family=UF2_FAMILY_ID,
         arena_section=ARENA_SECTIONS[region.name],
         measured_arena=int(analysis["arena"]["measured_bytes"]),
@@ -180,6 +202,7 @@ def context(project: Project, target: Target, board: Board, analysis: dict,
         fir_taps=CIC_ORDER * (PDM_DECIMATION - 1) + 1, gain_shift=GAIN_SHIFT,
         hpf_hz=HPF_HZ, hpf_alpha_q15=round(32768 * math.exp(-2 * math.pi * HPF_HZ / rate)),
         cmsis_dsp_sources=list(cmsis.SOURCES),
+        kernel_stems=kernel_stems(ctx["resolver_ops"]),
         static_ram_estimate=static_ram_bytes(project),
         arena_margin=effective_arena(project, target).margin,
     )
@@ -194,9 +217,15 @@ def render(project: Project, target: Target, board: Board, analysis: dict,
     ctx = context(project, target, board, analysis, tflite_bytes)
     env = environment()
     written = []
+    model_h, model_cc = model_c.model_source(project, tflite_bytes)
+    by_model_c = {"model_data.h": model_h, "model_data.cc": model_cc,
+                  "labels.h": model_c.labels_header(project)}
     for family in (FAMILY, "common"):
         for rel in _templates(family):
-            render_file(env, f"{family}/{rel}.j2", out_dir / rel, ctx)
+            if family == "common" and rel in by_model_c:
+                write_if_changed(out_dir / rel, by_model_c[rel])
+            else:
+                render_file(env, f"{family}/{rel}.j2", out_dir / rel, ctx)
             written.append(out_dir / rel)
     write_if_changed(out_dir / "uf2.py", UF2_WRITER.read_bytes())
     written.append(out_dir / "uf2.py")

@@ -1,0 +1,137 @@
+"""RP2040 firmware in the rp2040js emulator, fed real clips, checked against the host.
+
+Two steps around a firmware build you make yourself (this script never builds the SDK):
+
+  1. python benchmarks/rp2040_emulator.py clips projects/fire_alarm.yaml clips.h WAV...
+     writes a header of the clips (first window of each file, int16 at the spec's rate),
+     to build the firmware with:  cmake -DMICFORGE_CLIP_HEADER=$PWD/clips.h ...
+  2. python benchmarks/rp2040_emulator.py run projects/fire_alarm.yaml model.tflite \
+         firmware.uf2 --bootrom bootrom.bin WAV...   (the same WAVs, in the same order)
+     runs benchmarks/rp2040_emulator.mjs (needs node and `npm install rp2040js` in the
+     current folder or NODE_PATH), parses the firmware's serial lines, and compares each
+     clip's int8 model outputs with the host: the Python feature reference
+     (generator.features.compute) and the TFLM Python interpreter on the same model.
+     Prints one row per clip and the mean emulated DSP / inference microseconds per hop.
+
+Each 1 s clip gives one full feature map, so one inference, at its last hop; the firmware
+times every hop's front end and prints the last one with the inference time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from generator import audio, features  # noqa: E402
+from generator.render import c_array  # noqa: E402
+from generator.spec import load_spec  # noqa: E402
+
+LINE = re.compile(r"clip=(\d+) hop=(\d+) t_ms=(\d+) top=(\S+) score=(-?\d+) det=(\S+) "
+                  r"dsp_us=(\d+) inf_us=(\d+) q=([-\d,]+)")
+
+
+def load_clips(spec, wavs: list[Path]) -> list[np.ndarray]:
+    rate, n = spec.audio.sample_rate, spec.audio.clip_samples
+    return [audio.windows(Path(w).read_bytes(), rate, n)[1][0] for w in wavs]
+
+
+def write_header(clips: list[np.ndarray], out: Path, spec_name: str) -> None:
+    samples = np.concatenate(clips)
+    text = (f"/* {len(clips)} clips from {spec_name} for the emulator; see "
+            f"benchmarks/rp2040_emulator.py. */\n#include <stdint.h>\n"
+            f"#define MF_NUM_CLIPS ({len(clips)}U)\n"
+            f"static const uint32_t mf_clip_lengths[MF_NUM_CLIPS] = {{\n    "
+            f"{c_array([len(c) for c in clips])}\n}};\n"
+            f"static const int16_t mf_clips[{len(samples)}] = {{\n    "
+            f"{c_array(samples.tolist(), 16)}\n}};\n")
+    out.write_text(text)
+
+
+def host_outputs(spec, tflite: Path, clips: list[np.ndarray]) -> list[list[int]]:
+    from tflite_micro.python.tflite_micro import runtime
+
+    fe = features.design(spec)
+    interp = runtime.Interpreter.from_bytes(tflite.read_bytes())
+    shape = interp.get_input_details(0)["shape"]
+    out = []
+    for clip in clips:
+        fmap = features.compute(fe, clip).astype(np.int8)
+        interp.set_input(fmap.reshape(shape), 0)
+        interp.invoke()
+        out.append([int(v) for v in interp.get_output(0).reshape(-1)])
+        interp.reset()
+    return out
+
+
+def run_emulator(image: Path, bootrom: Path, max_seconds: float) -> str:
+    cmd = ["node", str(REPO / "benchmarks" / "rp2040_emulator.mjs"), "--bootrom", str(bootrom),
+           "--image", str(image), "--until", "mf done", "--max-seconds", str(max_seconds)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"emulator failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr}")
+    return res.stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("clips", help="write the clip header")
+    c.add_argument("spec", type=Path)
+    c.add_argument("header", type=Path)
+    c.add_argument("wavs", type=Path, nargs="+")
+    r = sub.add_parser("run", help="run the firmware and compare with the host")
+    r.add_argument("spec", type=Path)
+    r.add_argument("tflite", type=Path)
+    r.add_argument("image", type=Path, help="firmware .uf2 or .bin built with the clip header")
+    r.add_argument("--bootrom", type=Path, required=True, help="RP2040 boot ROM image (16 KB)")
+    r.add_argument("--max-seconds", type=float, default=120, help="emulated seconds at most")
+    r.add_argument("--log", type=Path, help="also save the raw serial output here")
+    r.add_argument("wavs", type=Path, nargs="+")
+    args = ap.parse_args(argv)
+
+    project = load_spec(args.spec)
+    spec = project.spec
+    clips = load_clips(spec, args.wavs)
+    if args.cmd == "clips":
+        write_header(clips, args.header, project.path.name)
+        print(f"{args.header}: {len(clips)} clips, {sum(map(len, clips))} samples")
+        return 0
+
+    text = run_emulator(args.image, args.bootrom, args.max_seconds)
+    if args.log:
+        args.log.write_text(text)
+    rows = {}
+    for m in LINE.finditer(text):
+        rows[int(m.group(1))] = m  # the last line of each clip: its full-window inference
+    host = host_outputs(spec, args.tflite, clips)
+    print(next((ln for ln in text.splitlines() if ln.startswith("mf ready")), "(no ready line)"))
+    print(f"{'clip':>4} {'file':<36} {'device':>10} {'host':>10} {'q device':>12} {'q host':>12} "
+          f"{'dsp_us':>7} {'inf_us':>7}")
+    same, dsp, inf = 0, [], []
+    for i, (wav, h) in enumerate(zip(args.wavs, host)):
+        m = rows.get(i)
+        q = [int(v) for v in m.group(9).split(",")] if m else None
+        ok = q == h
+        same += ok
+        if m:
+            dsp.append(int(m.group(7)))
+            inf.append(int(m.group(8)))
+        print(f"{i:>4} {wav.name[:36]:<36} {spec.classes[int(np.argmax(q))] if q else '-':>10} "
+              f"{spec.classes[int(np.argmax(h))]:>10} {str(q):>12} {str(h):>12} "
+              f"{m.group(7) if m else '-':>7} {m.group(8) if m else '-':>7}{'' if ok else '  MISMATCH'}")
+    print(f"outputs equal to the host on {same}/{len(host)} clips; emulated per hop at 125 MHz: "
+          f"DSP {np.mean(dsp):.0f} us (max {max(dsp, default=0)}), inference {np.mean(inf):.0f} us "
+          f"(max {max(inf, default=0)}), hop {spec.hop_samples * 1e6 / spec.audio.sample_rate:.0f} us")
+    return 0 if same == len(host) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
