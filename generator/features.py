@@ -98,8 +98,14 @@ class FrontEnd:
         return self.hop_frames * self.frame_step
 
     def constants(self) -> dict:
-        """JSON-able values of every field (for cache keys and generated-file hashes)."""
+        """JSON-able values of every field (for generated-file hashes)."""
         return asdict(self)
+
+    def feature_constants(self) -> dict:
+        """The fields the int8 features of a clip depend on (not the streaming hop): cache keys."""
+        values = asdict(self)
+        del values["hop_frames"]
+        return values
 
 
 # --------------------------------------------------------------------------- design

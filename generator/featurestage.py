@@ -44,7 +44,7 @@ def cached_features(fe: F.FrontEnd, clips: np.ndarray, cache: Path | None = None
     Returns the features and how many clips had to be computed.
     """
     clips = np.ascontiguousarray(clips, dtype=np.int16)
-    folder = (cache or cache_dir()) / content_hash(fe.constants())
+    folder = (cache or cache_dir()) / content_hash(fe.feature_constants())
     out = np.zeros((len(clips), fe.num_frames, fe.num_bins), dtype=np.int8)
     missing, paths = [], []
     for i, clip in enumerate(clips):

@@ -123,6 +123,9 @@ def test_feature_cache_is_keyed_by_audio_and_front_end(tmp_path):
     # another spec with the same features section: the same front end, no recomputation
     other = _project("fire_alarm").spec.model_copy(update={"description": "changed"})
     assert featurestage.cached_features(F.design(other), clips, tmp_path)[1] == 0
+    hop = other.model_copy(update={"detection": other.detection.model_copy(update={"hop_frames": 3})})
+    assert F.design(hop).hop_frames == 3
+    assert featurestage.cached_features(F.design(hop), clips, tmp_path)[1] == 0
     changed = clips.copy()
     changed[2, 100] += 1
     assert featurestage.cached_features(fe, changed, tmp_path)[1] == 1
