@@ -1,0 +1,55 @@
+"""The build report: build/<project>/report.md, one page a reviewer reads first.
+
+It takes the artifacts the stages wrote (dataset index, model analysis,
+evaluation, firmware trees) and puts their summaries side by side, using each
+stage's own formatter so a figure is computed in one place only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .boards import load_board
+from .fileio import write_if_changed
+from .paths import Artifacts
+from .spec import Project
+
+
+def _block(text: str) -> str:
+    return "```\n" + text.rstrip() + "\n```\n"
+
+
+def build_report(project: Project, art: Artifacts) -> str:
+    from .analyze import format_analysis
+    from .dataset import summarize
+    from .evaluate import format_evaluation
+
+    spec = project.spec
+    index = json.loads(art.dataset_index.read_text())
+    analysis = json.loads(art.analysis.read_text())
+    evaluation = json.loads(art.evaluation.read_text())
+    lines = [f"# {spec.name}: build report", ""]
+    if spec.description:
+        lines += [spec.description, ""]
+    lines += [
+        f"Input: {spec.num_frames} frames x {spec.num_bins} {spec.features.kind} bins "
+        f"({spec.features.frame_length}-sample frames every {spec.features.frame_step} samples "
+        f"at {spec.audio.sample_rate} Hz); hop {spec.hop_samples} samples "
+        f"({1000 * spec.hop_samples / spec.audio.sample_rate:g} ms).", "",
+        "## Data", "", _block(summarize(index)),
+        "## Model", "", _block(format_analysis(analysis)),
+        "## Evaluation (test split)", "", _block(format_evaluation(evaluation)),
+        "## Firmware", "",
+        "| variant | board | folder |", "|---|---|---|",
+    ]
+    for target in spec.targets:
+        board = load_board(target.board)
+        folder = art.firmware(target.name).relative_to(art.root)
+        lines.append(f"| {target.name} | {board.title} | `{folder}/` |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(project: Project, art: Artifacts, out: Path) -> None:
+    write_if_changed(out, build_report(project, art))
