@@ -27,6 +27,10 @@ from keras import layers
 
 from .spec import CompactCnn, DsCnn, GuideCnn, ProjectSpec
 
+# Keras' default 0.99 lags on small data sets (a few dozen steps per epoch):
+# the moving statistics used for validation and conversion would trail the weights.
+BN_MOMENTUM = 0.9
+
 
 def input_shape(spec: ProjectSpec) -> tuple[int, int, int]:
     """The model input (frames, bins, channels) the features of `spec` fill."""
@@ -43,7 +47,7 @@ def _guide_cnn(m: GuideCnn, inputs, n_classes: int):
 
 def _conv_bn_relu(x, name: str, **conv):
     x = layers.Conv2D(use_bias=False, padding="same", name=name, **conv)(x)
-    x = layers.BatchNormalization(name=name + "_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=name + "_bn")(x)
     return layers.ReLU(name=name + "_relu")(x)
 
 
@@ -52,7 +56,7 @@ def _ds_cnn(m: DsCnn, inputs, n_classes: int):
                       strides=m.first_stride)
     for i in range(1, m.blocks + 1):
         x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"dw{i}")(x)
-        x = layers.BatchNormalization(name=f"dw{i}_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"dw{i}_bn")(x)
         x = layers.ReLU(name=f"dw{i}_relu")(x)
         x = _conv_bn_relu(x, f"pw{i}", filters=m.filters, kernel_size=1)
     # A pool over the whole map (AVERAGE_POOL_2D) rather than GlobalAveragePooling2D,
