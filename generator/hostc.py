@@ -7,6 +7,13 @@ generator.cmsis into a shared library with host gcc (-Wall -Werror on our
 files), cached under <cache>/hostc/<hash of every input>. `HostFrontEnd` loads
 it with ctypes and computes features of clips and of streams.
 
+Variants: "portable" is CMSIS-DSP's portable C (what the Python cmsisdsp package
+and a Cortex-M0+ run); "dsp" is its ARM_MATH_DSP code as a Cortex-M7 runs it,
+with the DSP instructions given by CMSIS-DSP's C models of them
+(templates/host/dsp_prelude.h), built the way the firmware must build it (see
+cmsis.PORTABLE_SOURCES). The models are CMSIS's, not the silicon: an M7 run is
+the final word, but a rounding difference in CMSIS's own DSP code shows here.
+
 `verify(project, clips)` and `verify_stream(project, samples)` raise
 `ParityError` when any C value differs from generator.features by even one LSB;
 `verify_project(project, index, max_clips)` (micforge verify) checks the
@@ -33,6 +40,7 @@ from .spec import Project
 
 MODULE_FILES = ("mf_features.h", "mf_features.c", "mf_stream.h", "mf_stream.c")
 HARNESS = "harness.c"
+VARIANTS = ("portable", "dsp", "dsp_all")
 CC = os.environ.get("CC", "gcc")
 OUR_FLAGS = ("-std=c99", "-O2", "-fPIC", "-Wall", "-Wextra", "-Werror")
 # The sdist's own setup.py flags for CMSIS-DSP on a Linux host.
@@ -67,13 +75,36 @@ def _run(cmd: list[str], what: str) -> None:
         raise BuildError(f"{what} failed:\n{' '.join(cmd)}\n{run.stderr.strip()[-4000:]}")
 
 
-def build_library(src_dir: Path, cache: Path | None = None) -> Path:
-    """Compile src_dir's module + harness and CMSIS-DSP into a cached shared library."""
+def _prelude(cache: Path) -> Path:
+    """templates/host/dsp_prelude.h rendered once into the cache (the "dsp" variants)."""
+    text = (TEMPLATES / "host" / "dsp_prelude.h.j2").read_text()
+    path = cache / "hostc" / f"prelude-{content_hash(text)}" / "dsp_prelude.h"
+    render_file(environment(), "host/dsp_prelude.h.j2", path,
+                {"c_header": header("//", "the micforge host build", content_hash(text))})
+    return path
+
+
+def _dsp_path(variant: str, source: Path, dsp: CmsisDsp) -> bool:
+    """Whether `source` is compiled with CMSIS-DSP's ARM_MATH_DSP paths in `variant`."""
+    return variant == "dsp_all" or (variant == "dsp" and source not in dsp.portable_sources)
+
+
+def build_library(src_dir: Path, cache: Path | None = None, variant: str = "portable") -> Path:
+    """Compile src_dir's module + harness and CMSIS-DSP into a cached shared library.
+
+    variant "portable": CMSIS-DSP's portable C, as the Python cmsisdsp package and the
+    Cortex-M0+ run it. "dsp": its ARM_MATH_DSP paths as a Cortex-M7 runs them (the DSP
+    instructions by CMSIS's C models), except cmsis.PORTABLE_SOURCES, as the firmware
+    builds them. "dsp_all": every source on its DSP path.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
     cache = cache or cache_root()
     dsp = cmsis_dsp(cache)
-    archive = _cmsis_archive(dsp, cache)
+    archive = _cmsis_archive(dsp, cache, variant)
+    forced = ["-include", str(_prelude(cache))] if variant != "portable" else []
     digest = hashlib.sha256()
-    for part in (CC, " ".join(OUR_FLAGS), str(archive)):
+    for part in (CC, " ".join(OUR_FLAGS), str(archive), " ".join(forced)):
         digest.update(part.encode() + b"\0")
     for name in MODULE_FILES + (HARNESS,):
         digest.update((src_dir / name).read_bytes() + b"\0")
@@ -87,21 +118,22 @@ def build_library(src_dir: Path, cache: Path | None = None) -> Path:
         objects = []
         for name in ("mf_features.c", "mf_stream.c", HARNESS):
             obj = Path(tmp) / (name + ".o")
-            _run([CC, *OUR_FLAGS, *defines, *includes, "-c", str(src_dir / name), "-o", str(obj)],
-                 f"compiling {name}")
+            _run([CC, *OUR_FLAGS, *defines, *forced, *includes, "-c", str(src_dir / name),
+                  "-o", str(obj)], f"compiling {name}")
             objects.append(str(obj))
         tmp_lib = Path(tmp) / lib.name
-        _run([CC, "-shared", "-Wl,--no-undefined", "-o", str(tmp_lib), *objects, str(archive), "-lm"],
-             "linking")
+        _run([CC, "-shared", "-Wl,--no-undefined", "-o", str(tmp_lib), *objects, str(archive),
+              "-lm"], "linking")
         os.replace(tmp_lib, lib)
     return lib
 
 
-def _cmsis_archive(dsp: CmsisDsp, cache: Path) -> Path:
-    """The CMSIS-DSP objects the module needs, compiled once per version into a static archive."""
-    key = hashlib.sha256("\0".join([CC, *CMSIS_FLAGS, *HOST_DEFINES,
+def _cmsis_archive(dsp: CmsisDsp, cache: Path, variant: str) -> Path:
+    """The CMSIS-DSP objects the module needs, compiled once per version and variant."""
+    prelude = _prelude(cache) if variant != "portable" else None
+    key = hashlib.sha256("\0".join([CC, *CMSIS_FLAGS, *HOST_DEFINES, variant, str(prelude),
                                     *map(str, dsp.sources)]).encode()).hexdigest()[:16]
-    archive = cache / "hostc" / f"cmsis-dsp-{dsp.version}-{key}" / "libcmsisdsp.a"
+    archive = cache / "hostc" / f"cmsis-dsp-{dsp.version}-{variant}-{key}" / "libcmsisdsp.a"
     if archive.is_file():
         return archive
     archive.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +142,8 @@ def _cmsis_archive(dsp: CmsisDsp, cache: Path) -> Path:
         objects = []
         for src in dsp.sources:
             obj = Path(tmp) / (src.stem + ".o")
-            _run([CC, *CMSIS_FLAGS, *[f"-D{d}" for d in HOST_DEFINES], *includes,
+            forced = ["-include", str(prelude)] if _dsp_path(variant, src, dsp) else []
+            _run([CC, *CMSIS_FLAGS, *[f"-D{d}" for d in HOST_DEFINES], *forced, *includes,
                   "-c", str(src), "-o", str(obj)], f"compiling CMSIS-DSP {src.name}")
             objects.append(str(obj))
         tmp_archive = Path(tmp) / archive.name
@@ -166,8 +199,8 @@ class HostFrontEnd:
         return columns[:n], final
 
 
-def host_front_end(project: Project, cache: Path | None = None,
-                   src_dir: Path | None = None) -> HostFrontEnd:
+def host_front_end(project: Project, cache: Path | None = None, src_dir: Path | None = None,
+                   variant: str = "portable") -> HostFrontEnd:
     """Render (into src_dir, default the cache) and build the C front end of `project`."""
     fe = F.design(project.spec)
     cache = cache or cache_root()
@@ -176,7 +209,7 @@ def host_front_end(project: Project, cache: Path | None = None,
         templates.append((TEMPLATES / "host" / f"{HARNESS}.j2").read_text())
         src_dir = cache / "hostc" / "src" / content_hash([fe.constants(), templates])
     render_sources(fe, src_dir, project.path.name)
-    return HostFrontEnd(fe, build_library(src_dir, cache))
+    return HostFrontEnd(fe, build_library(src_dir, cache, variant))
 
 
 def wav_features(project: Project, path: Path, host: HostFrontEnd | None = None) -> np.ndarray:
@@ -249,22 +282,27 @@ def verify_stream(project: Project, samples: np.ndarray,
 
 
 def verify_project(project: Project, index: dict, max_clips: int | None = None,
-                   stream_clips: int = 8) -> dict:
-    """`micforge verify`: C == Python on the dataset's clips and on a stream of them.
+                   stream_clips: int = 8, variants: tuple[str, ...] = ("portable", "dsp")) -> dict:
+    """`micforge verify`: C == Python on the dataset's clips and on a stream of them,
+    for the portable (Cortex-M0+) and DSP (Cortex-M7) builds of CMSIS-DSP.
 
-    Returns figures: clips checked, values compared (clips and stream), mismatches,
-    and the first differences; mismatches are reported, not raised.
+    Returns figures: clips checked, values compared (clips and stream, all variants),
+    stream columns, mismatches, and the first differences; mismatches are reported,
+    not raised.
     """
     from .dataset import SPLITS, load_split
-    host = host_front_end(project)
     clips = np.concatenate([load_split(project, index, s)[0] for s in SPLITS])
     if max_clips is not None:
         clips = clips[:max_clips]
-    c = compare_clips(host, clips)
-    s = compare_stream(host, clips[:stream_clips].reshape(-1))
-    errors = [f"clips: {c['first']}"] if c["mismatches"] else []
-    if s["mismatches"]:
-        errors.append(f"stream: {s['first']}")
-    return {"clips": c["clips"], "values": c["values"] + s["values"],
-            "stream_columns": s["columns"], "mismatches": c["mismatches"] + s["mismatches"],
-            "errors": errors}
+    result = {"clips": len(clips), "values": 0, "stream_columns": 0, "mismatches": 0,
+              "errors": [], "variants": list(variants)}
+    for variant in variants:
+        host = host_front_end(project, variant=variant)
+        c = compare_clips(host, clips)
+        s = compare_stream(host, clips[:stream_clips].reshape(-1))
+        result["values"] += c["values"] + s["values"]
+        result["stream_columns"] += s["columns"]
+        result["mismatches"] += c["mismatches"] + s["mismatches"]
+        result["errors"] += [f"{variant} {what}: {r['first']}" for what, r in
+                             (("clips", c), ("stream", s)) if r["mismatches"]]
+    return result

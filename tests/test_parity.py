@@ -61,6 +61,19 @@ def test_c_equals_python_on_synthetic_clips(features):
                       "mismatches": 0, "first": ""}
 
 
+@pytest.mark.parametrize("features", [{}, {"kind": "spectrogram"}])
+def test_cortex_m7_build_of_cmsis_dsp_equals_python(features):
+    """The DSP code paths (Cortex-M7), built as the firmware must: bit-exact. With the
+    radix-4 butterfly on its DSP path too, the check catches the rounding difference."""
+    project = _project(**features)
+    m7 = hostc.host_front_end(project, variant="dsp")
+    clips = _clips(m7.fe, 24)
+    assert hostc.verify(project, clips, m7)["mismatches"] == 0
+    assert hostc.verify_stream(project, clips[:4].reshape(-1), m7)["mismatches"] == 0
+    with pytest.raises(hostc.ParityError):
+        hostc.verify(project, clips, hostc.host_front_end(project, variant="dsp_all"))
+
+
 def _rendered_copy(project, tmp_path: Path) -> Path:
     src = tmp_path / "src"
     hostc.render_sources(F.design(project.spec), src, project.path.name)
@@ -167,4 +180,6 @@ def test_c_equals_python_on_every_fire_alarm_clip(shared_data, fire_alarm_host):
     assert report["values"] == 609 * 31 * 32
     result = hostc.verify_project(project, build_index(project))
     assert result["clips"] == 600 and result["mismatches"] == 0, result["errors"]
-    assert result["stream_columns"] == (8 * 16000) // 512
+    assert result["variants"] == ["portable", "dsp"]
+    assert result["stream_columns"] == 2 * (8 * 16000) // 512
+    assert result["values"] == 2 * (600 * 31 * 32 + 250 * 32)
