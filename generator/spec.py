@@ -412,6 +412,15 @@ def _cross_field_problems(spec: ProjectSpec, pos: Positions) -> list[Problem]:
         out.append(pos.problem(("features", "frame_length"),
                                f"frame_length ({spec.features.frame_length}) is longer than the clip "
                                f"({spec.audio.clip_samples} samples at audio.sample_rate and clip_seconds)"))
+    f, nyquist = spec.features, spec.audio.sample_rate / 2
+    fmax = f.fmax_hz if f.fmax_hz is not None else nyquist
+    if f.kind == "log_mel" and fmax > nyquist:
+        out.append(pos.problem(("features", "fmax_hz"),
+                               f"fmax_hz ({fmax:g}) is above half the sample rate ({nyquist:g} Hz); "
+                               f"no spectrum bin lies there"))
+    elif f.kind == "log_mel" and f.fmin_hz >= fmax:
+        out.append(pos.problem(("features", "fmin_hz"),
+                               f"fmin_hz ({f.fmin_hz:g}) must be below fmax_hz ({fmax:g})"))
     return out
 
 

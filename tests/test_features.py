@@ -158,3 +158,22 @@ def test_build_features_writes_every_split(tmp_path, monkeypatch):
         assert set(np.unique(z["y_train"])) == {0, 1}
     featurestage.build_features(project, index, out)
     assert out.stat().st_mtime_ns == stamp, "an unchanged rebuild leaves the npz untouched"
+
+
+@pytest.mark.parametrize("line, message", [
+    ("  fmax_hz: 9000", "fmax_hz (9000) is above half the sample rate (8000 Hz)"),
+    ("  fmin_hz: 8000", "fmin_hz (8000) must be below fmax_hz (8000)"),
+    ("  floor_db: -5", "ceiling_db (5.0) must be at least 12 dB above floor_db (-5.0)"),
+])
+def test_mel_range_and_levels_are_checked_at_their_line(tmp_path, line, message):
+    from generator.errors import SpecError
+    text = (REPO / "projects" / "fire_alarm.yaml").read_text()
+    text = text.replace("  mel_bands: 32\n", f"  mel_bands: 32\n{line}\n")
+    spec = tmp_path / "fire_alarm.yaml"
+    spec.write_text(text)
+    with pytest.raises(SpecError) as err:
+        load_spec(spec)
+    lineno = text.splitlines().index(line) + 1
+    (problem,) = [p for p in err.value.problems if message in p.message]
+    # range errors point at the key; the floor/ceiling rule at the features section
+    assert problem.line == lineno if "hz" in line else 0 < problem.line < lineno, str(problem)
