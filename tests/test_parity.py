@@ -122,6 +122,18 @@ def test_cmsis_sources_come_from_the_installed_version():
     assert cmsis.cmsis_dsp().root == dsp.root  # cached: no second download
 
 
+def test_cmsis_download_failure_is_a_clear_error(tmp_path, monkeypatch):
+    """No cache and no package index: one error naming the command and the cache to fill."""
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")  # no extra index or find-links from config
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_TIMEOUT", "1")
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    with pytest.raises(cmsis.CmsisError, match=r"could not download the cmsisdsp .* sources"):
+        cmsis.cmsis_dsp(tmp_path)
+    assert not (tmp_path / f"cmsis-dsp-{cmsis.installed_version()}").exists()
+
+
 ARM_GCC = shutil.which("arm-none-eabi-gcc")
 
 
