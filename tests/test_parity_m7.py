@@ -3,10 +3,8 @@ run under QEMU (mps2-an500), equals the Python reference bit for bit when the so
 cmsis.PORTABLE_SOURCES are built with cmsis.PORTABLE_FLAGS, and does not without that rule.
 
 Needs CMSIS-Core's Include/ folder (cmsis_compiler.h), which the cmsisdsp sdist lacks: set
-CMSIS_CORE_PATH to it (the firmware SDKs carry one, e.g. pico-sdk's
-src/rp2_common/cmsis/stub/CMSIS/Core/Include or CMSIS_5's CMSIS/Core/Include; a TFLM
-tree's copy includes its headers by third_party/... paths, so its root is added to the
-include path too). Skipped without it or without the tools.
+CMSIS_CORE_PATH to it (e.g. pico-sdk's src/rp2_common/cmsis/stub/CMSIS/Core/Include or
+CMSIS_5's CMSIS/Core/Include). Skipped without it or without the tools.
 """
 
 from __future__ import annotations
@@ -107,9 +105,7 @@ def _run_on_m7(fe: F.FrontEnd, clips: np.ndarray, work: Path, portable_rule: boo
     (work / "clips.h").write_text(f"#define NUM_CLIPS {len(clips)}U\nstatic const int16_t "
                                   f"clips[NUM_CLIPS][MF_FE_CLIP_SAMPLES] = {{\n{rows}\n}};\n")
     dsp = cmsis.cmsis_dsp()
-    core = Path(CORE).resolve()
-    tree = [f"-I{p.parent}" for p in core.parents if p.name == "third_party"][:1]  # a TFLM copy
-    inc = [f"-I{work}", f"-I{core}", *tree, *[f"-I{d}" for d in dsp.include_dirs]]
+    inc = [f"-I{work}", f"-I{CORE}", *[f"-I{d}" for d in dsp.include_dirs]]
     gcc = [TOOLS[0], *CPU, "-O2", "-ffunction-sections", "-fdata-sections", *inc]
     objects = []
     for src in dsp.sources + [work / "mf_features.c", work / "main.c"]:
