@@ -1,6 +1,7 @@
-"""The rendered front end, cross-compiled for Cortex-M7 with CMSIS-DSP's DSP-instruction paths and
-run under QEMU (mps2-an500), equals the Python reference bit for bit when the sources in
-cmsis.PORTABLE_SOURCES are built with cmsis.PORTABLE_FLAGS, and does not without that rule.
+"""The rendered front end, cross-compiled and run under QEMU, equals the Python reference bit for bit:
+on a Cortex-M7 (mps2-an500) with CMSIS-DSP's DSP-instruction paths when the sources in
+cmsis.PORTABLE_SOURCES are built with cmsis.PORTABLE_FLAGS (and not without that rule), and on
+a Cortex-M0 (micro:bit; ARMv6-M like the RP2040's M0+).
 
 Needs CMSIS-Core's Include/ folder (cmsis_compiler.h), which the cmsisdsp sdist lacks: set
 CMSIS_CORE_PATH to it (e.g. pico-sdk's src/rp2_common/cmsis/stub/CMSIS/Core/Include or
@@ -32,9 +33,12 @@ pytestmark = [
                        reason="set CMSIS_CORE_PATH to CMSIS-Core's Include/ folder"),
 ]
 
-CPU = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"]
-LINKER = """MEMORY { CODE (rx) : ORIGIN = 0x00000000, LENGTH = 4M
-         RAM (rwx) : ORIGIN = 0x20000000, LENGTH = 4M }
+M7 = dict(cpu=["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"],
+          qemu=["-M", "mps2-an500", "-cpu", "cortex-m7"], code="4M", ram="4M")
+# The RP2040's core is a Cortex-M0+; QEMU's nearest is the micro:bit's Cortex-M0 (ARMv6-M too).
+M0 = dict(cpu=["-mcpu=cortex-m0plus", "-mthumb"], qemu=["-M", "microbit"], code="256K", ram="16K")
+LINKER = """MEMORY { CODE (rx) : ORIGIN = 0x00000000, LENGTH = %(code)s
+         RAM (rwx) : ORIGIN = 0x20000000, LENGTH = %(ram)s }
 ENTRY(reset_handler)
 SECTIONS {
   .text : { KEEP(*(.vectors)) *(.text*) *(.rodata*) } > CODE
@@ -58,7 +62,9 @@ static int semihost(int op, const void *arg) {
 }
 void reset_handler(void) {
     for (uint32_t *p = &__bss_start; p < &__bss_end; p++) { *p = 0; }
+#if defined(__ARM_FP)
     *(volatile uint32_t *)0xE000ED88 |= (0xFU << 20);  /* CPACR: FPU on */
+#endif
     main();
     semihost(0x18, (const void *)0x20026U);  /* SYS_EXIT, ADP_Stopped_ApplicationExit */
     for (;;) {}
@@ -96,17 +102,17 @@ def _clips(fe: F.FrontEnd, n: int) -> np.ndarray:
     return np.clip(np.round(np.stack(out)), -32768, 32767).astype(np.int16)
 
 
-def _run_on_m7(fe: F.FrontEnd, clips: np.ndarray, work: Path, portable_rule: bool) -> np.ndarray:
+def _run(core: dict, fe: F.FrontEnd, clips: np.ndarray, work: Path, portable_rule: bool) -> np.ndarray:
     work.mkdir(parents=True)
     hostc.render_sources(fe, work, "fire_alarm.yaml")
     (work / "main.c").write_text(MAIN)
-    (work / "link.ld").write_text(LINKER)
+    (work / "link.ld").write_text(LINKER % core)
     rows = ",\n".join("{" + ",".join(map(str, c)) + "}" for c in clips)
     (work / "clips.h").write_text(f"#define NUM_CLIPS {len(clips)}U\nstatic const int16_t "
                                   f"clips[NUM_CLIPS][MF_FE_CLIP_SAMPLES] = {{\n{rows}\n}};\n")
     dsp = cmsis.cmsis_dsp()
     inc = [f"-I{work}", f"-I{CORE}", *[f"-I{d}" for d in dsp.include_dirs]]
-    gcc = [TOOLS[0], *CPU, "-O2", "-ffunction-sections", "-fdata-sections", *inc]
+    gcc = [TOOLS[0], *core["cpu"], "-O2", "-ffunction-sections", "-fdata-sections", *inc]
     objects = []
     for src in dsp.sources + [work / "mf_features.c", work / "main.c"]:
         obj = work / (src.name + ".o")
@@ -117,11 +123,11 @@ def _run_on_m7(fe: F.FrontEnd, clips: np.ndarray, work: Path, portable_rule: boo
         assert run.returncode == 0, run.stderr
         objects.append(str(obj))
     elf = work / "fe.elf"
-    run = subprocess.run([TOOLS[0], *CPU, "-nostartfiles", "-T", str(work / "link.ld"), "-Wl,--gc-sections",
+    run = subprocess.run([TOOLS[0], *core["cpu"], "-nostartfiles", "-T", str(work / "link.ld"), "-Wl,--gc-sections",
                           "-specs=nano.specs", "-specs=nosys.specs", "-o", str(elf), *objects, "-lm"],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    run = subprocess.run([TOOLS[1], "-M", "mps2-an500", "-cpu", "cortex-m7", "-nographic",
+    run = subprocess.run([TOOLS[1], *core["qemu"], "-nographic",
                           "-monitor", "none", "-serial", "none",
                           "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
                          capture_output=True, text=True, timeout=300)
@@ -136,7 +142,14 @@ def test_cortex_m7_under_qemu_equals_python(tmp_path):
     fe = F.design(load_spec(REPO / "projects" / "fire_alarm.yaml").spec)
     clips = _clips(fe, 8)
     expected = F.compute_batch(fe, clips)
-    m7 = _run_on_m7(fe, clips, tmp_path / "rule", portable_rule=True)
+    m7 = _run(M7, fe, clips, tmp_path / "rule", portable_rule=True)
     assert np.count_nonzero(m7 != expected) == 0
-    all_dsp = _run_on_m7(fe, clips, tmp_path / "all_dsp", portable_rule=False)
+    all_dsp = _run(M7, fe, clips, tmp_path / "all_dsp", portable_rule=False)
     assert np.count_nonzero(all_dsp != expected) > 0, "the DSP radix-4 butterfly rounds differently"
+
+
+def test_cortex_m0_under_qemu_equals_python(tmp_path):
+    fe = F.design(load_spec(REPO / "projects" / "fire_alarm.yaml").spec)
+    clips = _clips(fe, 3)  # the micro:bit has 256 KiB of flash for code and clips
+    m0 = _run(M0, fe, clips, tmp_path / "m0", portable_rule=True)
+    assert np.count_nonzero(m0 != F.compute_batch(fe, clips)) == 0
