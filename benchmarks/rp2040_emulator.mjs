@@ -48,13 +48,14 @@ function loadImage(path, flash) {
   }
 }
 
-const { Simulator } = await loadRp2040js();
+const { Simulator, ConsoleLogger, LogLevel } = await loadRp2040js();
 const bootrom = readFileSync(arg('bootrom'));
 const until = arg('until', 'mf done');
 const maxNanos = Number(arg('max-seconds', '60')) * 1e9;
 
 const sim = new Simulator();
 const mcu = sim.rp2040;
+mcu.logger = new ConsoleLogger(LogLevel.Error); // unimplemented-register notes go to stderr only if errors
 mcu.loadBootrom(new Uint32Array(bootrom.buffer, bootrom.byteOffset, bootrom.length / 4));
 loadImage(arg('image'), mcu.flash);
 

@@ -13,6 +13,10 @@ Two steps around a firmware build you make yourself (this script never builds th
      (generator.features.compute) and the TFLM Python interpreter on the same model.
      Prints one row per clip and the mean emulated DSP / inference microseconds per hop.
 
+  3. python benchmarks/rp2040_emulator.py size firmware.elf rpi_pico
+     prints `arm-none-eabi-size` and the bytes of each memory region of the board file
+     (flash: text + rodata + data image; RAM regions: data + bss + stacks), and the arena.
+
 Each 1 s clip gives one full feature map, so one inference, at its last hop; the firmware
 times every hop's front end and prints the last one with the inference time.
 """
@@ -80,6 +84,33 @@ def run_emulator(image: Path, bootrom: Path, max_seconds: float) -> str:
     return res.stdout
 
 
+def size_report(elf: Path, board_id: str) -> None:
+    from generator.boards import load_board
+
+    board = load_board(board_id)
+    print(subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True,
+                         check=True).stdout.rstrip())
+    out = subprocess.run(["arm-none-eabi-size", "-A", "-x", str(elf)], capture_output=True,
+                         text=True, check=True).stdout
+    used = {r.name: 0 for r in board.memory}
+    for line in out.splitlines()[2:]:
+        parts = line.split()
+        if len(parts) != 3 or not parts[2].startswith("0x"):
+            continue
+        name, size, addr = parts[0], int(parts[1], 16), int(parts[2], 16)
+        for r in board.memory:
+            if size and r.origin <= addr < r.end:
+                used[r.name] += size
+                print(f"  {name:<28} {size:>8} bytes in {r.name}")
+    syms = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True,
+                          check=True).stdout
+    arena = next((int(ln.split()[1], 16) for ln in syms.splitlines()
+                  if ln.endswith(" mf_tensor_arena")), 0)
+    for r in board.memory:
+        print(f"{r.name:<10} {used[r.name]:>8} of {r.length:>8} bytes")
+    print(f"arena      {arena:>8} bytes (mf_tensor_arena)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -95,7 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--max-seconds", type=float, default=120, help="emulated seconds at most")
     r.add_argument("--log", type=Path, help="also save the raw serial output here")
     r.add_argument("wavs", type=Path, nargs="+")
+    z = sub.add_parser("size", help="memory use of a built firmware per board region")
+    z.add_argument("elf", type=Path)
+    z.add_argument("board")
     args = ap.parse_args(argv)
+    if args.cmd == "size":
+        size_report(args.elf, args.board)
+        return 0
 
     project = load_spec(args.spec)
     spec = project.spec

@@ -53,6 +53,11 @@ unsigned mf_audio_clip(void)
     return clip_index;
 }
 
+int mf_audio_done(void)
+{
+    return clip_index >= MF_NUM_CLIPS;
+}
+
 uint32_t mf_audio_overruns(void)
 {
     return 0;
@@ -582,6 +587,11 @@ size_t mf_audio_read(int16_t *out, size_t n)
 }
 
 unsigned mf_audio_clip(void)
+{
+    return 0;
+}
+
+int mf_audio_done(void)
 {
     return 0;
 }

@@ -24,6 +24,9 @@ size_t mf_audio_read(int16_t *out, size_t n);
 /* Index of the clip being replayed (clip builds), else 0. */
 unsigned mf_audio_clip(void);
 
+/* 1 once the last replayed clip has been read (clip builds); always 0 for the microphone. */
+int mf_audio_done(void);
+
 /* Samples the microphone overwrote before they were read (0 when the loop keeps up). */
 uint32_t mf_audio_overruns(void);
 

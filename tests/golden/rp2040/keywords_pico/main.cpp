@@ -80,7 +80,9 @@ int main(void)
            (unsigned)MF_MODEL_BYTES, (unsigned)MF_HOP_US);
 
     uint32_t hop = 0;
+#if defined(MF_AUDIO_CLIPS)
     unsigned clip = mf_audio_clip();
+#endif
     for (;;) {
         const size_t got = mf_audio_read(hop_samples, MF_HOP_SAMPLES);
 #if defined(MF_AUDIO_CLIPS)
@@ -91,7 +93,7 @@ int main(void)
             (void)mf_frontend_reset();
             mf_detector_reset(&detector);
             hop = 0;
-            if (got == 0 && clip >= MF_NUM_CLIPS) {
+            if (mf_audio_done()) {
                 printf("mf done\n");
                 for (;;) {
                     tight_loop_contents();
