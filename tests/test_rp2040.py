@@ -9,6 +9,7 @@ the detector is run on the host through ctypes.
 from __future__ import annotations
 
 import ctypes
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -264,3 +265,22 @@ def test_detector_smooths_thresholds_and_holds_with_hysteresis(detector_lib):
     detector_lib.mf_detector_smoothed.restype = ctypes.c_int16
     assert detector_lib.mf_detector_smoothed(det, 1) == (q15(0.45) + q15(1.0)) // 2
     assert detector_lib.mf_detector_top(det) == 1
+
+
+def test_documented_serial_line_parses_with_the_benchmark_regex(tmp_path):
+    """The README's example line, the printf in main.cpp and the benchmark's parser agree."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rp2040_emulator",
+                                                  REPO / "benchmarks" / "rp2040_emulator.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    files = {f.name: f for f in _render_common(tmp_path) + list(tmp_path.iterdir())}
+    readme = files["README.md"].read_text()
+    example = next(ln for ln in readme.splitlines() if ln.startswith("hop="))
+    m = bench.LINE.fullmatch("clip=0 " + example)
+    assert m and m.group(4) == "alarm" and m.group(9) == "127,-128"
+    main = files["main.cpp"].read_text()
+    fmt = re.search(r'printf\("(hop=%lu[^"]*)"', main).group(1)
+    keys = [k.split("=")[0] for k in fmt.split()]
+    assert keys == [k.split("=")[0] for k in example.split()]
