@@ -170,7 +170,7 @@ def _full_scale_level(window: tuple[int, ...], fft_size: int, kind: str) -> floa
     |X| = A * sum(window) / 2; arm_rfft_q15 scales by 1/fft_size and arm_cmplx_mag_q15
     by 1/2; a unit-weight mel band multiplies by Q15_MAX.
     """
-    mag = Q15_MAX * (sum(window) / Q15_MAX) / 2.0 / fft_size / 2.0
+    mag = Q15_MAX * (sum(window) / Q15_MAX) / 2.0 / fft_size / 2.0  # A = Q15_MAX, window in q15
     return math.log2(mag * (Q15_MAX if kind == "log_mel" else 1)) + MAX_SHIFT
 
 
@@ -218,12 +218,8 @@ def _rfft(fft_size: int):
     return inst
 
 
-def _arrays(fe: FrontEnd) -> dict:
-    return _arrays_cached(fe)
-
-
 @lru_cache(maxsize=16)
-def _arrays_cached(fe: FrontEnd) -> dict:
+def _arrays(fe: FrontEnd) -> dict:
     """numpy views of the tables, built once per front end."""
     dense = np.zeros((fe.spectrum_bins, max(1, len(fe.mel_start))), dtype=np.int64)
     for b, (s, n, o) in enumerate(zip(fe.mel_start, fe.mel_length, fe.mel_offset)):
