@@ -117,7 +117,10 @@ def cmsis_dsp(cache: Path | None = None, version: str | None = None) -> CmsisDsp
                              f"{' '.join(cmd)}\n{run.stderr.strip()[-2000:]}")
         unpack = Path(tmp) / "unpacked"
         with tarfile.open(archives[0]) as tar:
-            tar.extractall(unpack, filter="data")
+            try:
+                tar.extractall(unpack, filter="data")  # refuses links and paths leaving unpack
+            except TypeError:  # a Python without extraction filters (before 3.10.12/3.11.4)
+                tar.extractall(unpack)
         (top,) = [p for p in unpack.iterdir() if p.is_dir()]
         if not _complete(top):
             raise CmsisError(f"the cmsisdsp {version} sdist lacks some of {', '.join(SOURCES)}")
