@@ -2,7 +2,8 @@
 
 `check_project(project)` runs every check that needs only the spec and the
 board files (board exists, pins exist and are free, the microphone clock is
-reachable, a numeric arena fits its RAM region). Checks that need the trained
+reachable, a numeric arena fits its RAM region), then the firmware family's
+own `check_target` (RP2040: PIO clock, hop budget; RT1062: SAI clock, FlexRAM plan). Checks that need the trained
 model (the measured arena, the real-time budget) run again at build time with
 the model analysis: `check_project(project, analysis)`.
 All problems are collected and reported together, each at its line in the spec.
@@ -94,9 +95,10 @@ def _check_audio(project: Project, i: int, board: Board) -> list[Problem]:
 
 def _check_arena(project: Project, i: int, target: Target, board: Board,
                  analysis: dict | None) -> list[Problem]:
+    """A numeric arena must hold what TFLM measured; whether it fits the board's RAM is
+    the firmware family's check, which knows what else lives there."""
     arena = effective_arena(project, target)
     loc = ("targets", i, "arena", "size") if target.arena is not None else ("arena", "size")
-    region = board.region(board.arena_region)
     out = []
     size = arena.size
     if analysis is not None:
@@ -108,10 +110,6 @@ def _check_arena(project: Project, i: int, target: Target, board: Board,
                 loc, f"arena of {size} bytes is too small: the model needs {needed} "
                      f"({analysis['arena']['measured_bytes']} measured + {arena.margin} margin); "
                      f"set size: auto or at least {needed}"))
-    if size != "auto" and size > region.length:
-        out.append(project.positions.problem(
-            loc, f"arena of {size} bytes does not fit {board.title}'s {region.name} "
-                 f"({region.length} bytes); shrink the model or the arena"))
     if analysis is not None:
         model_bytes = int(analysis["model_bytes"])
         flash = board.flash_size
@@ -120,6 +118,12 @@ def _check_arena(project: Project, i: int, target: Target, board: Board,
                 ("model",), f"the model is {model_bytes} bytes; {board.title} has {flash} bytes of "
                             f"flash and needs room for code; make the model smaller"))
     return out
+
+
+def family(board: Board):
+    """The firmware family module of a board (imported late: it imports this module)."""
+    from .targets import family as _family
+    return _family(board)
 
 
 def check_project(project: Project, analysis: dict | None = None) -> None:
@@ -137,5 +141,6 @@ def check_project(project: Project, analysis: dict | None = None) -> None:
         problems += _check_pins(project, i, target, board)
         problems += _check_audio(project, i, board)
         problems += _check_arena(project, i, target, board, analysis)
+        problems += family(board).check_target(project, target, board, analysis)
     if problems:
         raise SpecError(problems)
