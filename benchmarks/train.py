@@ -2,10 +2,10 @@
 dataset index -> features (augmented, cold feature cache) -> train -> int8 convert ->
 analyze (TFLM arena bisection) -> evaluate (float / int8 / TFLM), with the spec's real settings.
 
-    python benchmarks/train.py [projects/fire_alarm.yaml] [--warm]
+    python benchmarks/train.py [projects/fire_alarm.yaml] [--warm] [--keep DIR]
 
-Artifacts go to a temporary build folder; --warm keeps the shared feature cache
-(build/.cache) instead of a fresh one. Prints each stage's seconds, the total,
+Artifacts go to a temporary build folder (--keep: to DIR/<project>/...); --warm
+uses the shared feature cache (build/.cache) instead of a fresh one. Prints each stage's seconds, the total,
 and the analysis and evaluation summaries.
 """
 
@@ -26,6 +26,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("spec", nargs="?", default=str(REPO / "projects" / "fire_alarm.yaml"))
     parser.add_argument("--warm", action="store_true", help="use the shared feature cache")
+    parser.add_argument("--keep", type=Path, help="build folder to keep the artifacts in")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="micforge-bench-") as tmp:
         if not args.warm:
@@ -40,7 +41,7 @@ def main() -> int:
         from generator.train import train
 
         project = load_spec(args.spec)
-        art = Artifacts.for_project(project.name, Path(tmp) / "build")
+        art = Artifacts.for_project(project.name, args.keep or Path(tmp) / "build")
         times: dict[str, float] = {}
         results: dict[str, dict] = {}
 

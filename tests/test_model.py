@@ -141,6 +141,7 @@ def test_tflm_outputs_equal_tflite_int8_outputs_clip_by_clip(built):
 def test_mismatch_between_int8_and_tflm_is_flagged():
     ev = {"classes": ["a", "b"], "test_clips": 3, "int8_drop_points": 0.0,
           "int8_tflm_mismatches": 1, "int8_tflm_mismatch_clips": [2], "int8_tflm_max_abs_diff": 1,
+          "int8_tflm_prediction_differences": 0,
           "runtimes": {r: {"accuracy": 1.0, "confusion": [[1, 0], [0, 2]],
                            "per_class": {"a": {"precision": 1.0, "recall": 1.0},
                                          "b": {"precision": None, "recall": 1.0}}}
