@@ -103,9 +103,7 @@ def _check_arena(project: Project, i: int, target: Target, board: Board,
     size = arena.size
     if analysis is not None:
         needed = int(analysis["arena"]["measured_bytes"]) + arena.margin
-        if size == "auto":
-            size = needed
-        elif size < needed:
+        if size != "auto" and size < needed:
             out.append(project.positions.problem(
                 loc, f"arena of {size} bytes is too small: the model needs {needed} "
                      f"({analysis['arena']['measured_bytes']} measured + {arena.margin} margin); "
