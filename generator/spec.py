@@ -244,7 +244,9 @@ class Training(Strict):
 
 class Transfer(Strict):
     base: str = Field(description="Base model: another spec (.yaml, relative to this one) whose "
-                                  "trained Keras model is used, or a .keras file.")
+                                  "trained Keras model is used, or a .keras file. Its body (all "
+                                  "but the last Dense layer) replaces `model`; its input must "
+                                  "equal this spec's features (frames x bins).")
     head_epochs: int = Field(10, ge=0, description="Epochs training the new head, body frozen.")
     finetune_epochs: int = Field(10, ge=0, description="Epochs fine-tuning all layers.")
     finetune_learning_rate: float = Field(1e-4, gt=0, le=1, description="Learning rate when fine-tuning.")
@@ -252,7 +254,10 @@ class Transfer(Strict):
 
 class Quantization(Strict):
     mode: Literal["ptq", "qat"] = Field("ptq", description="'ptq': post-training int8 "
-                                                           "quantization; 'qat': quantization-aware training.")
+                                                           "quantization. 'qat' (quantization-aware "
+                                                           "training) is refused: "
+                                                           "tensorflow-model-optimization quantizes "
+                                                           "only tf-keras models, not Keras 3 ones.")
     representative_samples: int = Field(200, ge=1, le=10000,
                                         description="Training clips used to calibrate ranges.")
 
