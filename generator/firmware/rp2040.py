@@ -73,6 +73,29 @@ KERNEL_STEMS = {"AddMaxPool2D": "pooling", "AddAveragePool2D": "pooling", "AddCo
                 "AddRsqrt": "elementwise", "AddLogicalAnd": "logical", "AddLogicalOr": "logical"}
 
 
+# Int8-only registrations (pico-tflmicro's CMSIS-NN kernels): with them the linker keeps only the
+# int8 paths, not the int4-weight and int16 kernels the generic Register_* functions reach
+# (about 12 KB of flash on the fire_alarm Pico build). Used when the model's input is int8.
+INT8_REGISTRATIONS = {
+    "AddAdd": ("add.h", "Register_ADD_INT8"),
+    "AddAveragePool2D": ("pooling.h", "Register_AVERAGE_POOL_2D_INT8"),
+    "AddConv2D": ("conv.h", "Register_CONV_2D_INT8"),
+    "AddDepthwiseConv2D": ("depthwise_conv.h", "Register_DEPTHWISE_CONV_2D_INT8"),
+    "AddFullyConnected": ("fully_connected.h", "Register_FULLY_CONNECTED_INT8"),
+    "AddMaxPool2D": ("pooling.h", "Register_MAX_POOL_2D_INT8"),
+    "AddMul": ("mul.h", "Register_MUL_INT8"),
+    "AddSoftmax": ("softmax.h", "Register_SOFTMAX_INT8"),
+}
+
+
+def registrations(analysis: dict, ops: list[str]) -> dict[str, str]:
+    """Add* method -> argument (an int8-only registration call, or '' for the default)."""
+    if analysis.get("input", {}).get("dtype") != "int8":
+        return {op: "" for op in ops}
+    return {op: f"tflite::{INT8_REGISTRATIONS[op][1]}()" if op in INT8_REGISTRATIONS else ""
+            for op in ops}
+
+
 def kernel_stems(ops: list[str]) -> list[str]:
     """Kernel source stems for the resolver's Add* calls: only these kernels are compiled."""
     out = set()
@@ -207,6 +230,9 @@ def context(project: Project, target: Target, board: Board, analysis: dict,
         hpf_hz=HPF_HZ, hpf_alpha_q15=round(32768 * math.exp(-2 * math.pi * HPF_HZ / rate)),
         cmsis_dsp_sources=list(cmsis.SOURCES),
         kernel_stems=kernel_stems(ctx["resolver_ops"]),
+        registrations=registrations(analysis, ctx["resolver_ops"]),
+        kernel_headers=sorted({INT8_REGISTRATIONS[op][0] for op, arg in
+                               registrations(analysis, ctx["resolver_ops"]).items() if arg}),
         static_ram_estimate=static_ram_bytes(project),
         arena_margin=effective_arena(project, target).margin,
     )
