@@ -1,7 +1,7 @@
 // Run an RP2040 firmware image in the rp2040js emulator and print its UART0 output.
 //
 //   node benchmarks/rp2040_emulator.mjs --bootrom <bootrom.bin> --image <firmware.uf2|.bin>
-//        [--until "mf done"] [--max-seconds 60]
+//        [--until "mf done"] [--max-seconds 60] [--profile pcs.txt]
 //
 // Takes: the RP2040 boot ROM (16 KB, B1/B2, e.g. built from raspberrypi/pico-bootrom; the
 // firmware calls ROM routines) and a firmware image, UF2 or flat binary at 0x10000000.
@@ -9,6 +9,8 @@
 // --max-seconds of emulated time. The core runs at 125 MHz with rp2040js' per-instruction cycle
 // counts (flash XIP is modelled without wait states), and the emulated timer follows those
 // cycles, so the firmware's time_us_32() measurements are emulated microseconds.
+// --profile writes a histogram of the program counter, sampled every 16 instructions, as
+// "<hex pc> <hex lr> <count>" lines (lr names the caller of leaf functions) (map them to functions with arm-none-eabi-nm / addr2line).
 // Needs: npm install rp2040js (run from a folder where it is installed, or set NODE_PATH).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -52,6 +54,8 @@ const { Simulator, ConsoleLogger, LogLevel } = await loadRp2040js();
 const bootrom = readFileSync(arg('bootrom'));
 const until = arg('until', 'mf done');
 const maxNanos = Number(arg('max-seconds', '60')) * 1e9;
+const profilePath = arg('profile', null);
+const pcs = new Map();
 
 const sim = new Simulator();
 const mcu = sim.rp2040;
@@ -81,9 +85,18 @@ while (!done && sim.clock.nanos < maxNanos) {
     if (mcu.core.waiting) {
       sim.clock.tick(sim.clock.nanosToNextAlarm);
     } else {
+      if (profilePath && (i & 15) === 0) {
+        const key = `${mcu.core.PC.toString(16)} ${(mcu.core.LR & ~1).toString(16)}`;
+        pcs.set(key, (pcs.get(key) || 0) + 1);
+      }
       sim.clock.tick(mcu.core.executeInstruction() * cycleNanos);
     }
   }
+}
+if (profilePath) {
+  const { writeFileSync } = await import('node:fs');
+  const lines = [...pcs.entries()].sort((a, b) => b[1] - a[1]).map(([key, n]) => `${key} ${n}`);
+  writeFileSync(profilePath, lines.join('\n') + '\n');
 }
 if (!done) {
   process.stderr.write(`\nstopped after ${maxNanos / 1e9} emulated seconds without "${until}"\n`);
