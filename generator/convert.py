@@ -61,9 +61,6 @@ def convert(model, calibration: np.ndarray) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    # Dense weights per tensor: TF 2.21 quantizes them per channel by default,
-    # which older TFLM ports' FULLY_CONNECTED (pico-tflmicro's) do not read.
-    conv._experimental_disable_per_channel_quantization_for_dense_layers = True
     return bytes(conv.convert())
 
 
