@@ -13,7 +13,7 @@ identical; every clip where they differ is counted and listed
 (`int8_tflm_mismatches`, and how many change the predicted class) and
 `format_evaluation` flags it loudly. Known cause (measured on the keywords
 model): TF 2.21's TFLite FULLY_CONNECTED requantizes with single rounding,
-TFLM (and CMSIS-NN, i.e. the device) with gemmlowp's double rounding, so a
+TFLM (the reference the device runs) with gemmlowp's double rounding, so a
 logit can differ by 1 LSB; TFLM is the device's reference.
 Writes the dict as JSON to `out_json` and returns it.
 """
