@@ -9,7 +9,7 @@ CMSIS-DSP's arm_math_types.h includes CMSIS-Core's cmsis_compiler.h on Cortex-M,
 cmsisdsp sdist lacks: the builds use micforge's own (generator/cmsis_core), or the folder
 CMSIS_CORE_PATH names (e.g. pico-sdk's src/rp2_common/cmsis/stub/CMSIS/Core/Include or CMSIS_5's
 CMSIS/Core/Include). Start-up code and the C programs are in tests/qemu/. Skipped only without
-arm-none-eabi-gcc or qemu-system-arm.
+arm-none-eabi-gcc or qemu-system-arm (the clip tests also without ../shared/data).
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ from generator.spec import load_spec
 from conftest import REPO
 
 TOOLS = [shutil.which(t) for t in ("arm-none-eabi-gcc", "qemu-system-arm")]
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(None in TOOLS, reason="needs arm-none-eabi-gcc and qemu-system-arm"),
-]
+# About 10 s for the whole file, so not marked slow.
+pytestmark = pytest.mark.skipif(None in TOOLS, reason="needs arm-none-eabi-gcc and qemu-system-arm")
 
 M7 = dict(cpu=["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"],
           qemu=["-M", "mps2-an500", "-cpu", "cortex-m7"], code="4M", ram="4M")
