@@ -57,6 +57,7 @@ const maxNanos = Number(arg('max-seconds', '60')) * 1e9;
 const profilePath = arg('profile', null);
 const pcs = new Map();
 
+const PIO_BLOCKS = (mcu) => mcu.pio;
 const sim = new Simulator();
 const mcu = sim.rp2040;
 mcu.logger = new ConsoleLogger(LogLevel.Error); // unimplemented-register notes go to stderr only if errors
@@ -77,19 +78,38 @@ mcu.uart[0].onByte = (value) => {
 };
 
 // The Simulator's own loop yields to the event loop every million instructions; this one runs
-// straight through, which is all a batch measurement needs.
+// straight through, which is all a batch measurement needs. rp2040js runs the PIO state machines
+// from a JS timer, unrelated to emulated time; here each enabled state machine steps once per
+// (its clock divider) CPU cycles instead, so PIO + DMA drivers (the PDM microphone) keep time.
 const cycleNanos = 1e9 / 125e6;
+const machines = PIO_BLOCKS(mcu).flatMap((pio) => pio.machines.map((m) => ({ pio, m, debt: 0 })));
+function stepPio(cycles) {
+  let changed = null;
+  for (const s of machines) {
+    if (!s.m.enabled) continue;
+    const div = Math.max(1, s.m.clockDivInt + s.m.clockDivFrac / 256);
+    for (s.debt += cycles; s.debt >= div; s.debt -= div) {
+      s.m.step();
+      changed = s.pio;
+    }
+  }
+  if (changed) for (const pio of PIO_BLOCKS(mcu)) pio.checkChangedPins();
+}
 mcu.core.PC = FLASH_START;
 while (!done && sim.clock.nanos < maxNanos) {
   for (let i = 0; i < 100000 && !done; i++) {
     if (mcu.core.waiting) {
-      sim.clock.tick(sim.clock.nanosToNextAlarm);
+      const nanos = sim.clock.nanosToNextAlarm;
+      sim.clock.tick(nanos);
+      stepPio(nanos / cycleNanos);
     } else {
       if (profilePath && (i & 15) === 0) {
         const key = `${mcu.core.PC.toString(16)} ${(mcu.core.LR & ~1).toString(16)}`;
         pcs.set(key, (pcs.get(key) || 0) + 1);
       }
-      sim.clock.tick(mcu.core.executeInstruction() * cycleNanos);
+      const cycles = mcu.core.executeInstruction();
+      sim.clock.tick(cycles * cycleNanos);
+      stepPio(cycles);
     }
   }
 }
