@@ -9,6 +9,11 @@ impossible on its board: a microphone pin on a pin the PIO cannot use or the
 board reserves, an arena that does not fit its RAM region next to the
 firmware's own RAM, a hop shorter than the estimated DSP + inference time.
 `output_files(project, target, board)` lists every file render writes.
+
+The project compiles only the TFLM kernels of the model's ops (`kernel_stems`) and registers
+int8-only kernels for int8 models (`registrations`); the PDM decimator's tables (`pdm_lut`) are
+computed here and land in flash. Figures measured with these settings (rp2040js, 125 MHz) set
+the budget constants below; benchmarks/rp2040_emulator.py reproduces them.
 """
 
 from __future__ import annotations
