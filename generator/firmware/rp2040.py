@@ -167,7 +167,6 @@ def check_target(project: Project, target: Target, board: Board,
     i = _target_index(project, target)
     pos = project.positions
     out = []
-    used = pins(target, board)
     if board.microphone.interface != "pdm":
         out.append(pos.problem(("targets", i, "board"),
                                f"{board.title}'s microphone is {board.microphone.interface}; the "
@@ -203,7 +202,6 @@ def check_target(project: Project, target: Target, board: Board,
             f"target '{target.name}': a hop of {hop_us:.0f} us is shorter than the estimated "
             f"{est:.0f} us of DSP + inference on {board.title}; raise hop_frames to {need} or "
             f"more, or make the model smaller"))
-    del used
     return out
 
 
