@@ -122,3 +122,4 @@ if (!done) {
   process.stderr.write(`\nstopped after ${maxNanos / 1e9} emulated seconds without "${until}"\n`);
   process.exit(3);
 }
+process.exit(0); // rp2040js keeps its own PIO timer alive once a state machine runs
