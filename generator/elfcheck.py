@@ -24,7 +24,7 @@ from elftools.elf.elffile import ELFFile
 from .boards import Board
 from .flexram import Plan
 
-ARENA_SYMBOL = "micforge_tensor_arena"
+ARENA_SYMBOL = "mf_tensor_arena"
 FCB_TAG = 0x42464346  # "FCFB", little-endian word
 IVT_TAG = 0xD1
 FCB_OFFSET, IVT_OFFSET = 0x0, 0x1000

@@ -4,18 +4,17 @@ and linker scripts (MICFORGE_UPDATE_GOLDEN=1 rewrites the golden files)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from conftest import assert_golden
 from generator import flexram
 from generator.boards import load_board
 from generator.firmware import imxrt
 from generator.flexram import PlanError, Sizes, plan
 
 GOLDEN = Path(__file__).parent / "golden" / "imxrt1062"
-UPDATE = os.environ.get("MICFORGE_UPDATE_GOLDEN") == "1"
 KB = 1024
 
 # name -> (board, sizes); DMA buffers of 4 KB for the linker scripts.
@@ -32,29 +31,21 @@ REFUSED = {
 }
 
 
-def _golden(path: Path, text: str) -> None:
-    if UPDATE or not path.exists():
-        if not UPDATE:
-            pytest.fail(f"{path} is missing; run with MICFORGE_UPDATE_GOLDEN=1 to create it")
-        path.write_text(text)
-    assert text == path.read_text(), f"{path.name} differs; MICFORGE_UPDATE_GOLDEN=1 to accept"
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_plan_and_linker_script_golden(name):
+def test_plan_and_linker_scriptassert_golden(name):
     board_id, sizes = CASES[name]
     board = load_board(board_id)
     fp = plan(board, sizes)
-    _golden(GOLDEN / f"plan_{name}.json", json.dumps(fp.to_json(), indent=2, sort_keys=True) + "\n")
-    _golden(GOLDEN / f"linker_{name}.ld", imxrt.render_linker(board, fp, 4 * KB, name))
+    assert_golden(GOLDEN / f"plan_{name}.json", json.dumps(fp.to_json(), indent=2, sort_keys=True) + "\n")
+    assert_golden(GOLDEN / f"linker_{name}.ld", imxrt.render_linker(board, fp, 4 * KB, name))
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))
-def test_refusal_golden(name):
+def test_refusalassert_golden(name):
     board_id, sizes = REFUSED[name]
     with pytest.raises(PlanError) as err:
         plan(load_board(board_id), sizes)
-    _golden(GOLDEN / f"refused_{name}.txt", str(err.value) + "\n")
+    assert_golden(GOLDEN / f"refused_{name}.txt", str(err.value) + "\n")
 
 
 def test_fuse_default_split_gives_the_documented_gpr17():

@@ -38,13 +38,13 @@ __attribute__((section(".boot_hdr.conf"), used)) const uint32_t fcb[128] = {0x42
 #endif
 __attribute__((section(".boot_hdr.ivt"), used)) const uint32_t ivt[8] = {0x412000D1u, 0x60002000u};
 __attribute__((section(".boot_hdr.boot_data"), used)) const uint32_t boot_data[4] = {0x60000000u, 0x800000u};
-__attribute__((section(".tensor_arena"), aligned(16))) uint8_t micforge_tensor_arena[ARENA];
+__attribute__((section(".tensor_arena"), aligned(16))) uint8_t mf_tensor_arena[ARENA];
 short table[64] = {1, 2, 3};
 short zeros[64];
 NONCACHE int32_t dma[256];
 void Reset_Handler(void);
 __attribute__((section(".isr_vector"), used)) const void *vectors[2] = {__StackTop, Reset_Handler};
-int main(void) { return hot_dot(table, zeros, 64) + micforge_tensor_arena[3] + (int)dma[1]; }
+int main(void) { return hot_dot(table, zeros, 64) + mf_tensor_arena[3] + (int)dma[1]; }
 void Reset_Handler(void) { main(); for (;;) {} }
 """
 
@@ -82,7 +82,7 @@ def test_elf_check_catches_a_plan_the_image_was_not_linked_for(tmp_path):
     smaller = plan(board, Sizes(0, 100_000, 8 * KB))  # 128 KB DTCM, no ITCM
     report = check_elf(tmp_path / "fw.elf", smaller, board)
     text = "\n".join(report.problems)
-    assert "micforge_tensor_arena" in text and "not in DTCM" in text
+    assert "mf_tensor_arena" in text and "not in DTCM" in text
     assert "ITCM code is" in text
     assert "outside the plan's memory regions" in text
 

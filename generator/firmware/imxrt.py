@@ -12,19 +12,19 @@ cannot hold it, a sample rate the SAI clock cannot divide, pin overrides.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..boards import Board
-from ..checks import effective_arena, effective_outputs
 from ..errors import Problem, SpecError
 from ..flexram import Plan, PlanError, Sizes, plan
 from ..paths import TEMPLATES
 from ..render import content_hash, environment, header, render_file
-from ..spec import Project, Target, c_identifier
+from ..spec import Project, Target
+from .common import arena_bytes, common_context
 
 FAMILY = "imxrt1062"
 PLAN_FILE = "flexram_plan.json"
+ARENA_SECTION = ".tensor_arena"  # linker.ld: NOLOAD, in DTCM
 
 # Size estimates used before a real ELF exists (the ELF check verifies them).
 # Measured on the fire_alarm and keywords builds (arm-none-eabi-gcc 12, -O2):
@@ -34,9 +34,11 @@ ITCM_CODE_ESTIMATE = 40 * 1024
 # allocator objects, SDK driver handles, newlib-nano state.
 DATA_BSS_ESTIMATE = 16 * 1024
 
-# SAI1 master clock: audio PLL (PLL4) = 24 MHz x (32 + 77/100) = 786.48 MHz,
-# divided by (3 + 1) x (15 + 1) -> 12.288 MHz (the SDK's SAI examples' setting).
-AUDIO_PLL = {"loop_divider": 32, "post_divider": 1, "numerator": 77, "denominator": 100,
+# SAI1 master clock: audio PLL (PLL4) = 24 MHz x (32 + 768/1000) = 786.432 MHz,
+# divided by (3 + 1) x (15 + 1) -> 12.288 MHz exactly (the SDK's SAI examples use
+# 77/100, 12.28875 MHz); the bit clock divider (even, >= 2) then gives 8/12/16/
+# 24/32/48 kHz x 64 exactly.
+AUDIO_PLL = {"loop_divider": 32, "post_divider": 1, "numerator": 768, "denominator": 1000,
              "sai_prediv": 3, "sai_div": 15}
 XTAL_HZ = 24_000_000
 SAI_WORD_BITS = 32  # one 32-bit slot per channel, two channels a frame
@@ -51,6 +53,12 @@ def sai_mclk_hz() -> int:
     p = AUDIO_PLL
     pll = XTAL_HZ * (p["loop_divider"] * p["denominator"] + p["numerator"]) // p["denominator"]
     return pll // (p["sai_prediv"] + 1) // (p["sai_div"] + 1)
+
+
+def bclk_divisible(rate: int) -> bool:
+    """Whether the SAI bit clock divider (MCLK / (2 x (DIV + 1))) gives rate x 64 exactly."""
+    ratio, rest = divmod(sai_mclk_hz(), rate * 2 * SAI_WORD_BITS)
+    return rest == 0 and ratio >= 2 and ratio % 2 == 0
 
 
 def _templates() -> list[str]:
@@ -81,14 +89,6 @@ def dma_buffer_bytes(project: Project) -> int:
     return 2 * project.spec.hop_samples * SAI_WORD_BITS // 8
 
 
-def arena_bytes(project: Project, target: Target, analysis: dict | None) -> int | None:
-    arena = effective_arena(project, target)
-    if analysis is not None:
-        needed = int(analysis["arena"]["measured_bytes"]) + arena.margin
-        return needed if arena.size == "auto" else max(int(arena.size), needed)
-    return None if arena.size == "auto" else int(arena.size)
-
-
 def estimate_sizes(project: Project, target: Target, board: Board, arena: int) -> Sizes:
     spec = project.spec
     features = spec.num_frames * spec.num_bins + 2 * spec.features.fft_size * 2 + \
@@ -114,8 +114,8 @@ def check_target(project: Project, target: Target, board: Board,
                                      f"boards/{board.id}.yaml instead"))
     rate = project.spec.audio.sample_rate
     bclk = rate * 2 * SAI_WORD_BITS
-    if sai_mclk_hz() % bclk:
-        ok = sorted(r for r in range(8000, 48001, 1000) if sai_mclk_hz() % (r * 2 * SAI_WORD_BITS) == 0)
+    if not bclk_divisible(rate):
+        ok = [r for r in range(4000, 48001, 1000) if bclk_divisible(r)]
         out.append(project.positions.problem(
             ("audio", "sample_rate"), f"{board.title}'s SAI1 clock ({sai_mclk_hz()} Hz) cannot be "
                                       f"divided to {bclk} Hz for {rate} Hz; use one of {ok}"))
@@ -223,33 +223,20 @@ def render_linker(board: Board, fp: Plan, dma_bytes: int, title: str) -> str:
 
 def context(project: Project, target: Target, board: Board, analysis: dict,
             tflite_bytes: bytes) -> dict:
-    spec = project.spec
+    """The common firmware context plus the plan, memory map, pads and audio clocks."""
     arena = arena_bytes(project, target, analysis)
     sizes = estimate_sizes(project, target, board, arena)
     fp = plan(board, sizes)
-    outputs = effective_outputs(project, target)
-    values = {
-        "spec": spec.model_dump(mode="json"), "target": target.model_dump(mode="json"),
-        "board": board.model_dump(mode="json"), "plan": fp.to_json(),
-        "model": content_hash(tflite_bytes.hex()), "analysis": analysis,
-    }
-    digest = content_hash(values)
-    spec_name = project.path.name
-    sources = [f for f in output_files(project, target, board) if f.endswith((".c", ".cpp", ".cc"))]
-    return dict(
-        memory_context(board, fp, dma_buffer_bytes(project)),
-        project=spec, target=target, sizes=sizes, arena_bytes=arena, sources=sources,
+    ctx = common_context(project, target, board, analysis, tflite_bytes, extra={"plan": fp.to_json()})
+    ctx.update(memory_context(board, fp, dma_buffer_bytes(project)))
+    ctx.update(
+        sizes=sizes,
+        sources=[f for f in output_files(project, target, board) if f.endswith((".c", ".cpp", ".cc"))],
         audio_pll=AUDIO_PLL, sai_mclk_hz=sai_mclk_hz(), sai_word_bits=SAI_WORD_BITS,
         dma_buffer_bytes=dma_buffer_bytes(project),
-        model_bytes=tflite_bytes, model_len=len(tflite_bytes),
-        resolver_ops=_resolver_ops(analysis),
-        class_idents=[c_identifier(c) for c in spec.classes],
-        detect_flags=[c in spec.detect_classes for c in spec.classes],
-        use_led="led" in outputs, use_serial="serial" in outputs,
-        name=spec.name, digest=digest, spec_name=spec_name,
-        c_header=header("//", spec_name, digest), hash_header=header("#", spec_name, digest),
-        block_header=_block_header(header("//", spec_name, digest)),
-    )
+        arena_section=ARENA_SECTION, measured_arena=int(analysis["arena"]["measured_bytes"]))
+    ctx.setdefault("model_symbol", "mf_model_data")
+    return ctx
 
 
 def render(project: Project, target: Target, board: Board, analysis: dict,
