@@ -131,12 +131,24 @@ def test_arena_above_ram_region_is_a_spec_error_at_the_arena_line():
 
 def test_hop_shorter_than_estimated_budget_is_reported_at_hop_frames():
     project = _project("fire_alarm")
-    probs = _problems(project, "pico", dict(ANALYSIS, macs=50_000_000))
+    probs = _problems(project, "pico", dict(ANALYSIS, macs=2_000_000))
     assert len(probs) == 1
     text = (REPO / "projects" / "fire_alarm.yaml").read_text().splitlines()
     assert "hop_frames" in text[probs[0].line - 1]
     assert "raise hop_frames" in probs[0].message
     assert _problems(project, "pico", ANALYSIS) == []
+    # Beyond hop_frames' range (64) the only fix is a smaller model or longer frames.
+    huge = _problems(project, "pico", dict(ANALYSIS, macs=50_000_000))
+    assert "make the model smaller" in huge[0].message and "raise" not in huge[0].message
+
+
+def test_keywords_ds_cnn_on_the_pico_needs_a_longer_hop():
+    # 2.19 M MACs: the keywords spec's ds_cnn measured 320 ms per inference in rp2040js.
+    project = _project("keywords")
+    probs = _problems(project, "pico", dict(ANALYSIS, macs=2_190_528))
+    assert len(probs) == 1 and "raise hop_frames to" in probs[0].message
+    need = int(re.search(r"raise hop_frames to (\d+)", probs[0].message).group(1))
+    assert need * project.spec.features.frame_step / 16000 > 0.32  # covers the measured 320 ms
 
 
 def test_board_without_pdm_microphone_is_refused():

@@ -59,11 +59,12 @@ RING_BYTES = 8192  # 64 ms of 1-bit PDM at 1.024 MHz: room for a late hop
 # 2.2.0, USB + UART stdio): 33,592 bytes of RAM in all, of which 5,776 arena, 8,192 PDM ring and
 # ~6,700 stream/features state.
 FIRMWARE_RAM_BYTES = 16 * 1024
-# Time estimates for the budget check, measured in rp2040js at 125 MHz on the fire_alarm Pico
-# build (16 real clips): inference 12,080 us for 92,672 MACs = 16.3 cycles per MAC (CMSIS-NN's
-# plain-C path on the Cortex-M0+, conv + pooling + dense + softmax); the front end 1,500-2,150 us
-# per 512-point frame = up to 526 cycles per FFT point (log-mel, q15).
-CYCLES_PER_MAC = 17
+# Time estimates for the budget check, measured in rp2040js at 125 MHz: inference 12,080 us for
+# the fire_alarm model's 92,672 MACs (16.3 cycles per MAC: conv, pooling, dense, softmax) and
+# 319,590 us for a keywords-shaped ds_cnn's 2,190,528 MACs (18.2: depthwise + 1x1 conv), both
+# CMSIS-NN's plain-C path on the Cortex-M0+; the front end 1,500-2,150 us per 512-point frame,
+# up to 526 cycles per FFT point (log-mel, q15).
+CYCLES_PER_MAC = 18
 DSP_CYCLES_PER_FFT_POINT = 530
 
 
@@ -144,14 +145,24 @@ def pdm_lut(decimation: int = PDM_DECIMATION, order: int = CIC_ORDER,
     return tables
 
 
-def estimated_hop_us(project: Project, board: Board, analysis: dict | None) -> float | None:
-    """DSP + inference microseconds per hop from the model's MACs, or None without them."""
+def frame_dsp_us(project: Project, board: Board) -> float:
+    """Estimated front-end microseconds per new frame."""
+    return project.spec.features.fft_size * DSP_CYCLES_PER_FFT_POINT * 1e6 / board.clock_hz
+
+
+def inference_us(board: Board, analysis: dict | None) -> float | None:
+    """Estimated inference microseconds from the model's MACs, or None without them."""
     if analysis is None or "macs" not in analysis:
         return None
-    spec = project.spec
-    dsp = spec.detection.hop_frames * spec.features.fft_size * DSP_CYCLES_PER_FFT_POINT
-    cycles = dsp + int(analysis["macs"]) * CYCLES_PER_MAC
-    return cycles * 1e6 / board.clock_hz
+    return int(analysis["macs"]) * CYCLES_PER_MAC * 1e6 / board.clock_hz
+
+
+def estimated_hop_us(project: Project, board: Board, analysis: dict | None) -> float | None:
+    """DSP + inference microseconds per hop, or None without the model's MACs."""
+    inf = inference_us(board, analysis)
+    if inf is None:
+        return None
+    return project.spec.detection.hop_frames * frame_dsp_us(project, board) + inf
 
 
 def static_ram_bytes(project: Project) -> int:
@@ -193,15 +204,19 @@ def check_target(project: Project, target: Target, board: Board,
                      f"of firmware RAM exceeds {board.title}'s {region.name} ({region.length} "
                      f"bytes); make the model smaller"))
     est = estimated_hop_us(project, board, analysis)
-    hop_us = project.spec.hop_samples * 1e6 / project.spec.audio.sample_rate
+    spec = project.spec
+    hop_us = spec.hop_samples * 1e6 / spec.audio.sample_rate
     if est is not None and est > hop_us:
-        need = math.ceil(est / (project.spec.features.frame_step * 1e6
-                                / project.spec.audio.sample_rate))
+        step_us = spec.features.frame_step * 1e6 / spec.audio.sample_rate
+        spare = step_us - frame_dsp_us(project, board)  # per frame of hop, after its front end
+        need = math.ceil(inference_us(board, analysis) / spare) if spare > 0 else None
+        fix = (f"raise hop_frames to {need} or more, or make the model smaller"
+               if need is not None and need <= 64 else
+               "make the model smaller or the frames longer (frame_step)")
         out.append(pos.problem(
             ("detection", "hop_frames"),
             f"target '{target.name}': a hop of {hop_us:.0f} us is shorter than the estimated "
-            f"{est:.0f} us of DSP + inference on {board.title}; raise hop_frames to {need} or "
-            f"more, or make the model smaller"))
+            f"{est:.0f} us of DSP + inference on {board.title}; {fix}"))
     return out
 
 
