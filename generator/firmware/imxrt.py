@@ -20,7 +20,10 @@ from ..flexram import Plan, PlanError, Sizes, plan
 from ..paths import TEMPLATES
 from ..render import content_hash, environment, header, render_file
 from ..spec import Project, Target
+from .. import cmsis, model_c
+from ..fileio import write_if_changed, write_json
 from .common import arena_bytes, common_context
+from .rp2040 import INT8_REGISTRATIONS, registrations
 
 FAMILY = "imxrt1062"
 PLAN_FILE = "flexram_plan.json"
@@ -234,8 +237,12 @@ def context(project: Project, target: Target, board: Board, analysis: dict,
         sources=[f for f in output_files(project, target, board) if f.endswith((".c", ".cpp", ".cc"))],
         audio_pll=AUDIO_PLL, sai_mclk_hz=sai_mclk_hz(), sai_word_bits=SAI_WORD_BITS,
         dma_buffer_bytes=dma_buffer_bytes(project),
-        arena_section=ARENA_SECTION, measured_arena=int(analysis["arena"]["measured_bytes"]))
-    ctx.setdefault("model_symbol", "mf_model_data")
+        arena_section=ARENA_SECTION, measured_arena=int(analysis["arena"]["measured_bytes"]),
+        model_symbol=f"{project.spec.name}_model_data",
+        cmsis_dsp_sources=list(cmsis.SOURCES),
+        registrations=registrations(analysis, ctx["resolver_ops"]),
+        kernel_headers=sorted({INT8_REGISTRATIONS[op][0] for op, arg in
+                               registrations(analysis, ctx["resolver_ops"]).items() if arg}))
     return ctx
 
 
@@ -248,13 +255,16 @@ def render(project: Project, target: Target, board: Board, analysis: dict,
     print(f"[{project.name}] {target.name}: {ctx['plan_summary']}")
     env = environment()
     written = []
-    for rel in _templates():
-        render_file(env, f"{FAMILY}/{rel}.j2", out_dir / rel, ctx)
-        written.append(out_dir / rel)
-    for rel in _common_templates():
-        render_file(env, f"common/{rel}.j2", out_dir / rel, ctx)
-        written.append(out_dir / rel)
-    from ..fileio import write_json
+    model_h, model_cc = model_c.model_source(project, tflite_bytes)
+    by_model_c = {"model_data.h": model_h, "model_data.cc": model_cc,
+                  "labels.h": model_c.labels_header(project)}
+    for family, names in ((FAMILY, _templates()), ("common", _common_templates())):
+        for rel in names:
+            if family == "common" and rel in by_model_c:
+                write_if_changed(out_dir / rel, by_model_c[rel])
+            else:
+                render_file(env, f"{family}/{rel}.j2", out_dir / rel, ctx)
+            written.append(out_dir / rel)
     write_json(out_dir / PLAN_FILE, ctx["plan"].to_json())
     written.append(out_dir / PLAN_FILE)
     return sorted(written)
