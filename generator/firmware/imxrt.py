@@ -23,7 +23,7 @@ from ..spec import Project, Target
 from .. import cmsis, model_c
 from ..fileio import write_if_changed, write_json
 from .common import arena_bytes, common_context
-from .rp2040 import INT8_REGISTRATIONS, registrations
+from .rp2040 import INT8_REGISTRATIONS, kernel_stems, registrations
 
 FAMILY = "imxrt1062"
 PLAN_FILE = "flexram_plan.json"
@@ -241,6 +241,7 @@ def context(project: Project, target: Target, board: Board, analysis: dict,
         model_symbol=f"{project.spec.name}_model_data",
         cmsis_dsp_sources=list(cmsis.SOURCES),
         registrations=registrations(analysis, ctx["resolver_ops"]),
+        kernel_stems=kernel_stems(ctx["resolver_ops"]),
         kernel_headers=sorted({INT8_REGISTRATIONS[op][0] for op, arg in
                                registrations(analysis, ctx["resolver_ops"]).items() if arg}))
     return ctx
