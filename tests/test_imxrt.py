@@ -48,6 +48,7 @@ def test_render_writes_the_declared_files_from_one_plan(tmp_path, name):
     cmake = (tmp_path / "CMakeLists.txt").read_text()
     assert f"-mcpu={board.core} -mfpu={board.fpu} -mfloat-abi=hard" in cmake
     assert f"CPU_{board.imxrt.part}" in cmake
+    assert "arm_cfft_radix4_q15.c\n  PROPERTIES COMPILE_OPTIONS \"-U__ARM_FEATURE_DSP\"" in cmake
     for var in ("MCUX_SDK_PATH", "TFLM_PATH", "CMSIS_DSP_PATH"):
         assert f"set({var} " in cmake
     pins = (tmp_path / "pin_mux.c").read_text()

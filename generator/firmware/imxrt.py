@@ -240,6 +240,8 @@ def context(project: Project, target: Target, board: Board, analysis: dict,
         arena_section=ARENA_SECTION, measured_arena=int(analysis["arena"]["measured_bytes"]),
         model_symbol=f"{project.spec.name}_model_data",
         cmsis_dsp_sources=list(cmsis.SOURCES),
+        cmsis_portable_sources=list(cmsis.PORTABLE_SOURCES),
+        cmsis_portable_flags=list(cmsis.PORTABLE_FLAGS),
         registrations=registrations(analysis, ctx["resolver_ops"]),
         kernel_stems=kernel_stems(ctx["resolver_ops"]),
         kernel_headers=sorted({INT8_REGISTRATIONS[op][0] for op, arg in
