@@ -69,3 +69,11 @@ def test_threshold_edit_does_not_retrain(built):
     spec.write_text(spec.read_text().replace("classes: [beep]", "classes: [beep]\n  threshold: 0.7"))
     ran, _ = _scons(spec, build)
     assert ran == {"firmware pico", "firmware teensy", "report"}
+
+
+def test_class_list_edit_retrains(built):
+    spec, build, _ = built
+    spec.write_text(spec.read_text().replace("classes: [beep, background]", "classes: [background, beep]"))
+    ran, _ = _scons(spec, build)
+    assert {"index", "features", "model", "tflite", "analysis", "evaluation",
+            "firmware pico", "firmware teensy", "report"} <= ran
