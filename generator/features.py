@@ -10,16 +10,21 @@ Per frame (both kinds), exactly as templates/common/mf_features.c.j2 does on the
   0. normalise: block floating point: the frame is shifted left by its headroom s
                 (arm_absmax_no_idx_q15, then arm_shift_q15; s = MAX_SHIFT for silence),
                 so quiet frames keep their precision through the q15 FFT, whose output
-                is scaled by 1/fft_size; the log level gets (MAX_SHIFT - s) back below.
+                is scaled by 1/fft_size; the log level gets 2 * (MAX_SHIFT - s) back below
+                (a power: twice the amplitude's octaves).
   1. window:    arm_mult_q15(frame, window)            (q15 * q15 >> 15, saturated)
-  2. spectrum:  arm_rfft_q15 (output scaled by 1/fft_size), arm_cmplx_mag_q15 on the
-                fft_size/2+1 bins (2.14 format: |X| / (2 * fft_size))
-  3. energy:    spectrogram: the magnitude itself;
-                log_mel:     arm_dot_prod_q15(magnitude[start:start+len], weights) per band
-                             (a 64-bit sum of q15 products, 34.30 format)
+  2. spectrum:  arm_rfft_q15 (output scaled by 1/fft_size), then the exact power of the
+                fft_size/2+1 bins: re*re + im*im as uint32 (no square root, no rounding;
+                at most 2^31)
+  3. energy:    spectrogram: the power itself;
+                log_mel:     sum of power[start+k] * weight[k] per band (q15 weights), exact
+                             in 64 bits: the C code splits each power into 16-bit halves so
+                             an M0+ needs only 32-bit multiplies
   4. log:       an integer log2 with LOG_FRAC_BITS fractional bits: the position of the
                 leading one plus a table lookup on the next LOG_TABLE_BITS bits, plus
-                (MAX_SHIFT - s) << LOG_FRAC_BITS; an energy of 0 gives level 0
+                (2 * (MAX_SHIFT - s)) << LOG_FRAC_BITS; an energy of 0 gives level 0.
+                Half that log2 would be the log of a magnitude: the factor is folded
+                into log_lo, log_hi and gain (3.01 dB per log2 unit, not 6.02)
   5. int8:      the log level clamped to [log_lo, log_hi], then mapped linearly onto
                 [-128, 127]: q = ((L - log_lo) * gain) >> GAIN_SHIFT, minus 128.
 
@@ -36,10 +41,10 @@ background clips span about -107 dB (0.5th percentile) to +4 dB (max), median
 The model sees float q / 128 (INPUT_SCALE); its int8 input tensor has scale 1/128
 and zero point 0, so the int8 features are the tensor's bytes unchanged.
 
-`compute_frame` and `compute` call the cmsisdsp functions the C code calls,
-frame by frame. `compute_batch` is the fast path for training sets: the same
+`compute_frame` and `compute` call the cmsisdsp functions the C code calls (and
+numpy int64 for its plain-C power and mel sums), frame by frame. `compute_batch` is the fast path for training sets: the same
 integer arithmetic, with the elementwise steps done on whole batches (numpy
-int64 for the mel sums, which equals arm_dot_prod_q15 exactly).
+int64 for the powers and mel sums, exact as in C).
 """
 
 from __future__ import annotations
@@ -61,7 +66,8 @@ LOG_FRAC_BITS = 8    # fractional bits of the log2 level
 GAIN_SHIFT = 16      # the int8 gain is a fixed-point multiplier of 2^-GAIN_SHIFT
 MAX_SHIFT = 15       # largest normalising shift (an all-zero frame)
 Q15_MAX = 32767
-DB_PER_OCTAVE = 20.0 * math.log10(2.0)  # the energies are magnitudes: 6.02 dB per log2 unit
+DB_PER_OCTAVE = 10.0 * math.log10(2.0)  # the energies are powers: 3.01 dB per log2 unit
+SHIFT_OCTAVES = 2    # log2 units of energy per bit of normalising shift (power = amplitude^2)
 
 
 @dataclass(frozen=True)
@@ -167,11 +173,11 @@ def _log_table(bits: int, frac: int) -> tuple[int, ...]:
 def _full_scale_level(window: tuple[int, ...], fft_size: int, kind: str) -> float:
     """log2 of the energy value of a full-scale sine at a bin centre (the 0 dB reference).
 
-    |X| = A * sum(window) / 2; arm_rfft_q15 scales by 1/fft_size and arm_cmplx_mag_q15
-    by 1/2; a unit-weight mel band multiplies by Q15_MAX.
+    |X| = A * sum(window) / 2 and arm_rfft_q15 scales by 1/fft_size; the energy is
+    |X|^2; a unit-weight mel band multiplies by Q15_MAX.
     """
-    mag = Q15_MAX * (sum(window) / Q15_MAX) / 2.0 / fft_size / 2.0  # A = Q15_MAX, window in q15
-    return math.log2(mag * (Q15_MAX if kind == "log_mel" else 1)) + MAX_SHIFT
+    mag = Q15_MAX * (sum(window) / Q15_MAX) / 2.0 / fft_size  # A = Q15_MAX, window in q15
+    return math.log2(mag * mag * (Q15_MAX if kind == "log_mel" else 1)) + SHIFT_OCTAVES * MAX_SHIFT
 
 
 def design(spec: ProjectSpec) -> FrontEnd:
@@ -259,7 +265,8 @@ def log2_fixed(v: np.ndarray, fe: FrontEnd) -> np.ndarray:
 def levels(energy: np.ndarray, shift: np.ndarray, fe: FrontEnd) -> np.ndarray:
     """Log levels of energies [..., bins] of frames normalised by `shift` [...]."""
     energy = np.asarray(energy, dtype=np.int64)
-    back = ((fe.max_shift - np.asarray(shift, dtype=np.int64)) << fe.log_frac_bits)[..., None]
+    back = ((SHIFT_OCTAVES * (fe.max_shift - np.asarray(shift, dtype=np.int64)))
+            << fe.log_frac_bits)[..., None]
     return np.where(energy > 0, log2_fixed(energy, fe) + back, 0)
 
 
@@ -268,6 +275,12 @@ def to_int8(level: np.ndarray, fe: FrontEnd) -> np.ndarray:
     span = np.clip(np.asarray(level, dtype=np.int64), fe.log_lo, fe.log_hi) - fe.log_lo
     q = (span * fe.gain + (1 << (fe.gain_shift - 1))) >> fe.gain_shift
     return (np.minimum(q, 255) - 128).astype(np.int8)
+
+
+def spectrum_power(spectrum: np.ndarray) -> np.ndarray:
+    """Exact powers re*re + im*im (int64, at most 2^31) of interleaved q15 bins [..., 2*bins]."""
+    x = np.asarray(spectrum, dtype=np.int64)
+    return x[..., 0::2] * x[..., 0::2] + x[..., 1::2] * x[..., 1::2]
 
 
 def frame_levels(fe: FrontEnd, frame: np.ndarray) -> np.ndarray:
@@ -281,12 +294,12 @@ def frame_levels(fe: FrontEnd, frame: np.ndarray) -> np.ndarray:
     if fe.fft_size > fe.frame_length:
         windowed = np.concatenate([windowed, np.zeros(fe.fft_size - fe.frame_length, np.int16)])
     spectrum = dsp.arm_rfft_q15(_rfft(fe.fft_size), windowed)
-    mag = dsp.arm_cmplx_mag_q15(spectrum[:2 * fe.spectrum_bins])
+    power = spectrum_power(spectrum[:2 * fe.spectrum_bins])
     if fe.kind == "spectrogram":
-        energy = mag.astype(np.int64)
+        energy = power
     else:
-        w = tables["weights"]
-        energy = np.array([dsp.arm_dot_prod_q15(mag[s:s + n], w[o:o + n])
+        w = tables["weights"].astype(np.int64)
+        energy = np.array([int(np.dot(power[s:s + n], w[o:o + n]))
                            for s, n, o in zip(fe.mel_start, fe.mel_length, fe.mel_offset)],
                           dtype=np.int64)
     return levels(energy, np.int64(shift), fe)
@@ -330,8 +343,7 @@ def batch_levels(fe: FrontEnd, frame_rows: np.ndarray) -> np.ndarray:
     inst = _rfft(fe.fft_size)
     keep = 2 * fe.spectrum_bins
     spectra = np.stack([dsp.arm_rfft_q15(inst, row)[:keep] for row in windowed])
-    mag = dsp.arm_cmplx_mag_q15(spectra.reshape(-1)).reshape(len(rows), fe.spectrum_bins)
-    energy = mag.astype(np.int64)
+    energy = spectrum_power(spectra)
     if fe.kind == "log_mel":
         energy = energy @ tables["dense"]
     return levels(energy, shift, fe)
@@ -365,6 +377,7 @@ def template_values(fe: FrontEnd) -> dict:
         history_samples=fe.frame_length + fe.hop_samples,
         rfft_init=f"arm_rfft_init_{fe.fft_size}_q15",
         log_table_mask=(1 << fe.log_table_bits) - 1,
+        shift_octaves=SHIFT_OCTAVES,
         input_scale_inv=round(1 / INPUT_SCALE),
         input_zero_point=INPUT_ZERO_POINT,
     )

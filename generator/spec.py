@@ -51,8 +51,8 @@ _RFFT_Q15_SIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 class Features(Strict):
     kind: Literal["spectrogram", "log_mel"] = Field(
-        "log_mel", description="Front end. 'spectrogram': the guide's q15 FFT magnitudes, "
-                               "fft_size/2+1 bins. 'log_mel': the magnitudes summed into mel "
+        "log_mel", description="Front end. 'spectrogram': the log power of the guide's q15 FFT, "
+                               "fft_size/2+1 bins. 'log_mel': the bin powers summed into mel "
                                "bands and log-compressed, all in q15 (smaller, no resize).")
     frame_length: int = Field(512, ge=16, le=8192,
                               description="Samples per analysis frame (the window length).")

@@ -174,7 +174,7 @@ def test_module_builds_and_links_for_cortex_m(tmp_path, cpu):
                           "-o", str(elf), *objects, "-lm"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     nm = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True).stdout
-    for symbol in ("mf_stream_push", "arm_rfft_q15", "arm_cmplx_mag_q15", "arm_dot_prod_q15"):
+    for symbol in ("mf_stream_push", "mf_features_frame", "arm_rfft_q15", "arm_mult_q15"):
         assert re.search(rf"\b{symbol}\b", nm), symbol
 
 

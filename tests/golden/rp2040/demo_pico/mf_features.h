@@ -6,8 +6,8 @@
  * Per frame, with CMSIS-DSP q15 functions, exactly as generator/features.py computes it
  * for training (the build checks both agree bit for bit):
  *   normalise by the frame's headroom (arm_absmax_no_idx_q15, arm_shift_q15),
- *   window (arm_mult_q15), arm_rfft_q15, arm_cmplx_mag_q15,
- *   32 mel bands (arm_dot_prod_q15 over each band's q15 weights),
+ *   window (arm_mult_q15), arm_rfft_q15, the exact power re*re + im*im of each bin,
+ *   32 mel bands (a 64-bit sum of powers times each band's q15 weights),
  *   integer log2, then a linear map of the log level onto int8 [-128, 127].
  * The model's int8 input tensor has scale 1/128 and zero point 0: copy the
  * features in unchanged. Portable C99; no allocation, no global state.
@@ -35,12 +35,12 @@ extern "C" {
 #define MF_FE_HOP_SAMPLES      (512U)  /* samples per mf_stream_push block */
 #define MF_FE_MAP_SIZE         (MF_FE_NUM_FRAMES * MF_FE_NUM_BINS)  /* bytes of int8 features */
 
-/* Scratch of one feature computation (about 3586 bytes). */
+/* Scratch of one feature computation (about 4100 bytes). */
 typedef struct {
     arm_rfft_instance_q15 rfft;
     q15_t frame[MF_FE_FFT_SIZE];            /* normalised, windowed, zero-padded frame */
     q15_t spectrum[2U * MF_FE_FFT_SIZE];    /* arm_rfft_q15 output */
-    q15_t magnitude[MF_FE_SPECTRUM_BINS];   /* 2.14 magnitudes */
+    uint32_t power[MF_FE_SPECTRUM_BINS];    /* re*re + im*im of each bin */
 } mf_features_t;
 
 /* Prepare the FFT. Returns 0, or -1 if CMSIS-DSP rejects the FFT size. */

@@ -12,9 +12,10 @@
 #define MF_FE_LOG_TABLE_MASK   (63U)
 #define MF_FE_LOG_FRAC_BITS    (8)
 #define MF_FE_MAX_SHIFT        (15)  /* normalising shift of a silent frame */
-#define MF_FE_LOG_LO           (6500)  /* log level mapped to -128 */
-#define MF_FE_LOG_HI           (10965)  /* log level mapped to 127 */
-#define MF_FE_GAIN             (3743U)  /* 255 / (LOG_HI - LOG_LO), times 2^GAIN_SHIFT */
+#define MF_FE_SHIFT_OCTAVES    (2)  /* log2 units of power per bit of shift */
+#define MF_FE_LOG_LO           (9672)  /* log level mapped to -128 */
+#define MF_FE_LOG_HI           (18601)  /* log level mapped to 127 */
+#define MF_FE_GAIN             (1872U)  /* 255 / (LOG_HI - LOG_LO), times 2^GAIN_SHIFT */
 #define MF_FE_GAIN_SHIFT       (16)
 
 /* 512-point window, q15. */
@@ -123,6 +124,32 @@ static int8_t mf_headroom(q15_t absmax)
     return shift;
 }
 
+/* Exact power re*re + im*im of each interleaved q15 bin (at most 2^31: no square root). */
+static void mf_power(const q15_t *spectrum, uint32_t *power)
+{
+    uint32_t k;
+    for (k = 0; k < MF_FE_SPECTRUM_BINS; k++) {
+        int32_t re = spectrum[2U * k];
+        int32_t im = spectrum[2U * k + 1U];
+        power[k] = (uint32_t)(re * re) + (uint32_t)(im * im);
+    }
+}
+
+/* sum(power[k] * weight[k]), exact: each power split into 16-bit halves, so every product
+ * is a 32-bit multiply (an M0+ has no 32x32->64 multiply). */
+static uint64_t mf_band_energy(const uint32_t *power, const q15_t *weight, uint32_t length)
+{
+    uint64_t lo = 0U;
+    uint64_t hi = 0U;
+    uint32_t k;
+    for (k = 0; k < length; k++) {
+        uint32_t w = (uint32_t)weight[k];
+        lo += (power[k] & 0xFFFFU) * w;
+        hi += (power[k] >> 16) * w;
+    }
+    return lo + (hi << 16);
+}
+
 /* Integer log2 of an energy in units of 2^-LOG_FRAC_BITS, plus what normalising took away.
  * An energy of 0 is level 0 (it clamps to -128). */
 static int32_t mf_level(uint64_t energy, int8_t shift)
@@ -145,7 +172,7 @@ static int32_t mf_level(uint64_t energy, int8_t shift)
         index = (uint32_t)(energy << (MF_FE_LOG_TABLE_BITS - n)) & MF_FE_LOG_TABLE_MASK;
     }
     return n * (1 << MF_FE_LOG_FRAC_BITS) + (int32_t)mf_log_table[index]
-           + (int32_t)(MF_FE_MAX_SHIFT - shift) * (1 << MF_FE_LOG_FRAC_BITS);
+           + (int32_t)(MF_FE_SHIFT_OCTAVES * (MF_FE_MAX_SHIFT - shift)) * (1 << MF_FE_LOG_FRAC_BITS);
 }
 
 /* A log level onto int8: clamp to [LOG_LO, LOG_HI], scale onto 0..255, minus 128. */
@@ -186,12 +213,11 @@ void mf_features_frame(mf_features_t *fe, const int16_t *frame, int8_t *out)
                (MF_FE_FFT_SIZE - MF_FE_FRAME_LENGTH) * sizeof(q15_t));
     }
     arm_rfft_q15(&fe->rfft, fe->frame, fe->spectrum);  /* scales by 1/MF_FE_FFT_SIZE */
-    arm_cmplx_mag_q15(fe->spectrum, fe->magnitude, MF_FE_SPECTRUM_BINS);
+    mf_power(fe->spectrum, fe->power);
     for (b = 0; b < MF_FE_NUM_BINS; b++) {
-        q63_t energy;
-        arm_dot_prod_q15(&fe->magnitude[mf_mel_start[b]], &mf_mel_weights[mf_mel_offset[b]],
-                         mf_mel_length[b], &energy);
-        out[b] = mf_to_int8(mf_level((uint64_t)energy, shift));
+        uint64_t energy = mf_band_energy(&fe->power[mf_mel_start[b]],
+                                         &mf_mel_weights[mf_mel_offset[b]], mf_mel_length[b]);
+        out[b] = mf_to_int8(mf_level(energy, shift));
     }
 }
 
