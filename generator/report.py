@@ -43,12 +43,18 @@ def build_report(project: Project, art: Artifacts) -> str:
         "## Firmware", "",
         "| variant | board | folder |", "|---|---|---|",
     ]
+    plans = []
     for target in spec.targets:
         board = load_board(target.board)
-        folder = art.firmware(target.name).relative_to(art.root)
-        lines.append(f"| {target.name} | {board.title} | `{folder}/` |")
+        folder = art.firmware(target.name)
+        lines.append(f"| {target.name} | {board.title} | `{folder.relative_to(art.root)}/` |")
+        plan_file = folder / "flexram_plan.json"
+        if plan_file.exists():
+            plan = json.loads(plan_file.read_text())
+            plans += [f"### {target.name}: FlexRAM plan (GPR17 = {plan['gpr17']})", "",
+                      *[f"- {reason}" for reason in plan["reasons"]], ""]
     lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + plans)
 
 
 def write_report(project: Project, art: Artifacts, out: Path) -> None:
