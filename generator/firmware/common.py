@@ -11,10 +11,15 @@ knows about a particular SoC or SDK.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from .. import model_c
 from ..boards import Board
 from ..features import design, template_values
 from ..checks import effective_arena, effective_outputs
-from ..render import content_hash, header
+from ..fileio import write_if_changed
+from ..paths import TEMPLATES
+from ..render import content_hash, environment, header, render_file
 from ..spec import Project, Target, c_identifier
 
 Q15_ONE = 32768
@@ -84,3 +89,33 @@ def common_context(project: Project, target: Target, board: Board, analysis: dic
         fe=template_values(design(spec)),  # templates/common/mf_features.*, mf_stream.*
         use_led="led" in outputs, use_serial="serial" in outputs,
     )
+
+
+def template_names(family: str) -> list[str]:
+    """Output paths (relative) of the templates under templates/<family>/, sorted."""
+    base = TEMPLATES / family
+    if not base.is_dir():
+        return []
+    return sorted(str(p.relative_to(base))[:-3] for p in base.rglob("*.j2"))
+
+
+def render_tree(project: Project, family: str, ctx: dict, tflite_bytes: bytes,
+                out_dir: Path) -> list[Path]:
+    """Render templates/<family>/ and templates/common/ into out_dir.
+
+    The model array and labels come from `model_c` (the one emitter of the model
+    bytes); every other file is its template rendered with `ctx`.
+    """
+    env = environment()
+    model_h, model_cc = model_c.model_source(project, tflite_bytes)
+    by_model_c = {"model_data.h": model_h, "model_data.cc": model_cc,
+                  "labels.h": model_c.labels_header(project)}
+    written = []
+    for tree in (family, "common"):
+        for rel in template_names(tree):
+            if tree == "common" and rel in by_model_c:
+                write_if_changed(out_dir / rel, by_model_c[rel])
+            else:
+                render_file(env, f"{tree}/{rel}.j2", out_dir / rel, ctx)
+            written.append(out_dir / rel)
+    return written

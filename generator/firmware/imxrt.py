@@ -17,12 +17,11 @@ from pathlib import Path
 from ..boards import Board
 from ..errors import Problem, SpecError
 from ..flexram import Plan, PlanError, Sizes, plan
-from ..paths import TEMPLATES
-from ..render import content_hash, environment, header, render_file
+from ..render import content_hash, environment, header
 from ..spec import Project, Target
-from .. import cmsis, model_c
-from ..fileio import write_if_changed, write_json
-from .common import arena_bytes, common_context
+from .. import cmsis
+from ..fileio import write_json
+from .common import arena_bytes, common_context, render_tree, template_names
 from .rp2040 import INT8_REGISTRATIONS, kernel_stems, registrations
 
 FAMILY = "imxrt1062"
@@ -66,20 +65,8 @@ def bclk_divisible(rate: int) -> bool:
     return rest == 0 and ratio >= 2 and ratio % 2 == 0
 
 
-def _templates() -> list[str]:
-    base = TEMPLATES / FAMILY
-    return sorted(str(p.relative_to(base))[:-3] for p in base.rglob("*.j2"))
-
-
-def _common_templates() -> list[str]:
-    base = TEMPLATES / "common"
-    if not base.is_dir():
-        return []
-    return sorted(str(p.relative_to(base))[:-3] for p in base.rglob("*.j2"))
-
-
 def output_files(project: Project, target: Target, board: Board) -> list[str]:
-    return sorted(_templates() + _common_templates() + [PLAN_FILE])
+    return sorted(template_names(FAMILY) + template_names("common") + [PLAN_FILE])
 
 
 def _pow2_at_least(n: int) -> int:
@@ -258,18 +245,7 @@ def render(project: Project, target: Target, board: Board, analysis: dict,
         raise SpecError(problems)
     ctx = context(project, target, board, analysis, tflite_bytes)
     print(f"[{project.name}] {target.name}: {ctx['plan_summary']}")
-    env = environment()
-    written = []
-    model_h, model_cc = model_c.model_source(project, tflite_bytes)
-    by_model_c = {"model_data.h": model_h, "model_data.cc": model_cc,
-                  "labels.h": model_c.labels_header(project)}
-    for family, names in ((FAMILY, _templates()), ("common", _common_templates())):
-        for rel in names:
-            if family == "common" and rel in by_model_c:
-                write_if_changed(out_dir / rel, by_model_c[rel])
-            else:
-                render_file(env, f"{family}/{rel}.j2", out_dir / rel, ctx)
-            written.append(out_dir / rel)
+    written = render_tree(project, FAMILY, ctx, tflite_bytes, out_dir)
     write_json(out_dir / PLAN_FILE, ctx["plan"].to_json())
     written.append(out_dir / PLAN_FILE)
     return sorted(written)

@@ -24,15 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cmsis, features, model_c
+from .. import cmsis, features
 from ..boards import Board
 from ..checks import PDM_DECIMATION, effective_arena, mic_clock_hz, pins
 from ..errors import Problem, SpecError
 from ..fileio import write_if_changed
-from ..paths import TEMPLATES
-from ..render import environment, render_file
 from ..spec import Project, Target
-from .common import arena_bytes, common_context
+from .common import arena_bytes, common_context, render_tree, template_names
 
 FAMILY = "rp2040"
 UF2_FAMILY_ID = 0xE48BFF56  # RP2040 in the UF2 family list (microsoft/uf2 utils/uf2families.json)
@@ -111,15 +109,8 @@ def kernel_stems(ops: list[str]) -> list[str]:
     return sorted(out)
 
 
-def _templates(family: str) -> list[str]:
-    base = TEMPLATES / family
-    if not base.is_dir():
-        return []
-    return sorted(str(p.relative_to(base))[:-3] for p in base.rglob("*.j2"))
-
-
 def output_files(project: Project, target: Target, board: Board) -> list[str]:
-    return sorted(_templates(FAMILY) + _templates("common") + ["uf2.py"])
+    return sorted(template_names(FAMILY) + template_names("common") + ["uf2.py"])
 
 
 def _target_index(project: Project, target: Target) -> int:
@@ -233,7 +224,7 @@ def context(project: Project, target: Target, board: Board, analysis: dict,
     ctx.update(
         exe=EXE,
         sources=sorted(["main.cpp", "model.cpp", "audio_in.c", "frontend.c"]
-                       + [f for f in _templates("common") if f.endswith((".c", ".cc", ".cpp"))]),
+                       + [f for f in template_names("common") if f.endswith((".c", ".cc", ".cpp"))]),
         model_symbol=f"{spec.name}_model_data",
         flash=board.region("FLASH"), uf2_family=UF2_FAMILY_ID,
         arena_section=ARENA_SECTIONS[region.name],
@@ -263,18 +254,7 @@ def render(project: Project, target: Target, board: Board, analysis: dict,
     if problems:
         raise SpecError(problems)
     ctx = context(project, target, board, analysis, tflite_bytes)
-    env = environment()
-    written = []
-    model_h, model_cc = model_c.model_source(project, tflite_bytes)
-    by_model_c = {"model_data.h": model_h, "model_data.cc": model_cc,
-                  "labels.h": model_c.labels_header(project)}
-    for family in (FAMILY, "common"):
-        for rel in _templates(family):
-            if family == "common" and rel in by_model_c:
-                write_if_changed(out_dir / rel, by_model_c[rel])
-            else:
-                render_file(env, f"{family}/{rel}.j2", out_dir / rel, ctx)
-            written.append(out_dir / rel)
+    written = render_tree(project, FAMILY, ctx, tflite_bytes, out_dir)
     write_if_changed(out_dir / "uf2.py", UF2_WRITER.read_bytes())
     written.append(out_dir / "uf2.py")
     return sorted(written)
