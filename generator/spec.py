@@ -226,6 +226,9 @@ class CompactCnn(Strict):
     filters: list[int] = Field([8, 16], min_length=1, max_length=4,
                                description="Filters of each strided 3x3 convolution.")
     kernel: int = Field(3, ge=1, le=9, description="Square kernel size of every convolution.")
+    first_stride: int = Field(2, ge=1, le=4, description="Stride of the first convolution (the "
+                                                         "others use 2); 4 quarters the cost of "
+                                                         "every layer after it.")
     dropout: float = Field(0.2, ge=0, lt=1, description="Dropout before the dense layer.")
 
 

@@ -16,8 +16,9 @@ or normalisation layers: the device feeds the features unchanged.
   ds_cnn       depthwise-separable keyword CNN (Hello Edge): a first conv, then
                `blocks` x (3x3 depthwise, 1x1 pointwise), each with batch norm
                and relu, average-pooled over the whole map, dropout, dense.
-  compact_cnn  the RP2040 latency model: strided (2x2) convs with relu, one 2x2
-               max-pool, flatten, dropout, dense; well under 1 M MACs.
+  compact_cnn  the RP2040 latency model: strided (2x2) convs with relu (the first
+               one's stride `first_stride`), one 2x2 max-pool, flatten, dropout,
+               dense; well under 1 M MACs.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def _ds_cnn(m: DsCnn, inputs, n_classes: int):
 def _compact_cnn(m: CompactCnn, inputs, n_classes: int):
     x = inputs
     for i, filters in enumerate(m.filters):
-        x = layers.Conv2D(filters, m.kernel, strides=2, padding="same", activation="relu",
+        stride = m.first_stride if i == 0 else 2
+        x = layers.Conv2D(filters, m.kernel, strides=stride, padding="same", activation="relu",
                           name=f"conv{i}")(x)
     x = layers.MaxPooling2D(2, name="pool")(x)
     x = layers.Flatten(name="flatten")(x)
