@@ -36,13 +36,15 @@ def _tiny_model(num_frames: int, num_bins: int, num_classes: int) -> bytes:
     """A fixed-weight int8 CNN of the spec's input shape (deterministic bytes)."""
     import tensorflow as tf
 
+    # Tensor names reach the flatbuffer: name every layer, so the bytes do not depend on
+    # how many Keras models other tests built before this one.
     tf.keras.utils.set_random_seed(0)
-    inp = tf.keras.Input((num_frames, num_bins, 1), batch_size=1)
-    x = tf.keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inp)
-    x = tf.keras.layers.MaxPooling2D(2)(x)
-    x = tf.keras.layers.Flatten()(x)
-    out = tf.keras.layers.Dense(num_classes, activation="softmax")(x)
-    model = tf.keras.Model(inp, out)
+    inp = tf.keras.Input((num_frames, num_bins, 1), batch_size=1, name="features")
+    x = tf.keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="conv")(inp)
+    x = tf.keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = tf.keras.layers.Flatten(name="flatten")(x)
+    out = tf.keras.layers.Dense(num_classes, activation="softmax", name="head")(x)
+    model = tf.keras.Model(inp, out, name="tiny")
     rng = np.random.default_rng(0)
     reps = [rng.uniform(-1, 1, (1, num_frames, num_bins, 1)).astype(np.float32) for _ in range(4)]
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
