@@ -7,6 +7,7 @@ derive from it; nothing else repeats these numbers.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Literal
 
@@ -157,8 +158,13 @@ def board_ids(boards_dir: Path = BOARDS_DIR) -> list[str]:
     return sorted(p.stem for p in boards_dir.glob("*.yaml"))
 
 
+@functools.lru_cache(maxsize=None)
 def load_board(board_id: str, boards_dir: Path = BOARDS_DIR) -> Board:
-    """Load boards/<board_id>.yaml; SpecError (with file:line:col) when it is malformed."""
+    """Load boards/<board_id>.yaml; SpecError (with file:line:col) when it is malformed.
+
+    Boards are immutable and read many times while the build graph is declared,
+    so each file is parsed once per process.
+    """
     path = boards_dir / f"{board_id}.yaml"
     display = f"boards/{board_id}.yaml"
     if not path.exists():

@@ -13,6 +13,14 @@ REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates"
 
 
+def template_names(tree: str, root: Path = TEMPLATES) -> list[str]:
+    """Output paths (relative) of the templates under templates/<tree>/, sorted."""
+    base = root / tree
+    if not base.is_dir():
+        return []
+    return sorted(str(p.relative_to(base))[:-3] for p in base.rglob("*.j2"))
+
+
 @dataclass(frozen=True)
 class Artifacts:
     root: Path  # build/<project>

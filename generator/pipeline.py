@@ -16,7 +16,9 @@ on its input artifacts, and on the source of the code that makes it.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -56,6 +58,24 @@ def spec_slice(spec: ProjectSpec, stage: str, target: Target | None = None) -> s
     if target is not None:
         picked["target"] = target.model_dump(mode="json")
     return json.dumps(picked, sort_keys=True, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=None)  # projects sharing a dataset walk it once per build
+def dataset_listing(root: Path) -> str:
+    """Every file under the dataset root with its size and mtime, as one string.
+
+    The index depends on this one Value rather than on thousands of File nodes:
+    an added, removed or touched file re-runs the index (cheap), whose content
+    hashes then decide whether anything downstream changes. Checking it costs
+    one directory walk, which keeps a no-op build fast.
+    """
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            st = os.stat(os.path.join(dirpath, name))
+            entries.append(f"{os.path.relpath(os.path.join(dirpath, name), root)}\t{st.st_size}\t{st.st_mtime_ns}")
+    return "\n".join(entries)
 
 
 def _module_files(stage: str) -> list[Path]:
@@ -186,7 +206,7 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
     def stage(name, targets, sources, action, target_obj=None, **extra):
         nodes = env.Command(
             [str(t) for t in targets],
-            [str(s) for s in sources] + [Value(spec_slice(spec, name, target_obj))]
+            [str(s) if isinstance(s, (str, Path)) else s for s in sources] + [Value(spec_slice(spec, name, target_obj))]
             + [str(p) for p in _module_files(name)],
             Action(_user_errors(action), _quiet(name + (f" {target_obj.name}" if target_obj else ""))),
             **base_env, **extra)
@@ -195,9 +215,7 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
     nodes: dict[str, list] = {}
     index_inputs = []
     if spec.dataset.layout != "synthetic":
-        root = project.resolve(spec.dataset.root)
-        if root.is_dir():
-            index_inputs = sorted(str(p) for p in root.rglob("*") if p.is_file())
+        index_inputs.append(Value(dataset_listing(project.resolve(spec.dataset.root))))
     nodes["index"] = stage("index", [art.dataset_index], index_inputs, act_index)
     nodes["features"] = stage("features", [art.features], [art.dataset_index], act_features)
     model_inputs = [art.features]

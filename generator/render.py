@@ -18,7 +18,7 @@ from typing import Any, Iterable
 import jinja2
 
 from .fileio import write_if_changed
-from .paths import TEMPLATES
+from .paths import TEMPLATES, template_names  # noqa: F401  (re-exported)
 
 
 def c_string(text: str) -> str:

@@ -9,7 +9,6 @@ only knows what a well-formed spec looks like.
 
 from __future__ import annotations
 
-import keyword
 import re
 from dataclasses import dataclass
 from pathlib import Path

@@ -48,7 +48,7 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when present
     """SafeLoader with YAML 1.2 booleans: only true/false are booleans.
 
     YAML 1.1 reads yes/no/on/off as booleans, which turns a keyword list such as

@@ -18,8 +18,7 @@ from ..boards import Board
 from ..features import design, template_values
 from ..checks import effective_arena, effective_outputs
 from ..fileio import write_if_changed
-from ..paths import TEMPLATES
-from ..render import content_hash, environment, header, render_file
+from ..render import content_hash, environment, header, render_file, template_names
 from ..spec import Project, Target, c_identifier
 
 Q15_ONE = 32768
@@ -89,14 +88,6 @@ def common_context(project: Project, target: Target, board: Board, analysis: dic
         fe=template_values(design(spec)),  # templates/common/mf_features.*, mf_stream.*
         use_led="led" in outputs, use_serial="serial" in outputs,
     )
-
-
-def template_names(family: str) -> list[str]:
-    """Output paths (relative) of the templates under templates/<family>/, sorted."""
-    base = TEMPLATES / family
-    if not base.is_dir():
-        return []
-    return sorted(str(p.relative_to(base))[:-3] for p in base.rglob("*.j2"))
 
 
 def render_tree(project: Project, family: str, ctx: dict, tflite_bytes: bytes,

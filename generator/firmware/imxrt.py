@@ -21,11 +21,11 @@ from ..render import content_hash, environment, header
 from ..spec import Project, Target
 from .. import cmsis
 from ..fileio import write_json
-from .common import arena_bytes, common_context, render_tree, template_names
+from ..targets import PLAN_FILE, output_files
+from .common import arena_bytes, common_context, render_tree
 from .rp2040 import INT8_REGISTRATIONS, kernel_stems, registrations
 
 FAMILY = "imxrt1062"
-PLAN_FILE = "flexram_plan.json"
 ARENA_SECTION = ".tensor_arena"  # linker.ld: NOLOAD, in DTCM
 
 # Size estimates used before a real ELF exists (the ELF check verifies them after the build).
@@ -63,10 +63,6 @@ def bclk_divisible(rate: int) -> bool:
     """Whether the SAI bit clock divider (MCLK / (2 x (DIV + 1))) gives rate x 64 exactly."""
     ratio, rest = divmod(sai_mclk_hz(), rate * 2 * SAI_WORD_BITS)
     return rest == 0 and ratio >= 2 and ratio % 2 == 0
-
-
-def output_files(project: Project, target: Target, board: Board) -> list[str]:
-    return sorted(template_names(FAMILY) + template_names("common") + [PLAN_FILE])
 
 
 def _pow2_at_least(n: int) -> int:

@@ -30,7 +30,9 @@ from ..checks import PDM_DECIMATION, effective_arena, mic_clock_hz, pins
 from ..errors import Problem, SpecError
 from ..fileio import write_if_changed
 from ..spec import Project, Target
-from .common import arena_bytes, common_context, render_tree, template_names
+from ..render import template_names
+from ..targets import UF2_SCRIPT, output_files  # noqa: F401  (output_files: the family's API)
+from .common import arena_bytes, common_context, render_tree
 
 FAMILY = "rp2040"
 UF2_FAMILY_ID = 0xE48BFF56  # RP2040 in the UF2 family list (microsoft/uf2 utils/uf2families.json)
@@ -107,10 +109,6 @@ def kernel_stems(ops: list[str]) -> list[str]:
         stem = KERNEL_STEMS.get(op) or re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", op[3:]).lower()
         out.add(re.sub(r"(\d)_d$", r"_\1d", stem))
     return sorted(out)
-
-
-def output_files(project: Project, target: Target, board: Board) -> list[str]:
-    return sorted(template_names(FAMILY) + template_names("common") + ["uf2.py"])
 
 
 def _target_index(project: Project, target: Target) -> int:
@@ -255,8 +253,8 @@ def render(project: Project, target: Target, board: Board, analysis: dict,
         raise SpecError(problems)
     ctx = context(project, target, board, analysis, tflite_bytes)
     written = render_tree(project, FAMILY, ctx, tflite_bytes, out_dir)
-    write_if_changed(out_dir / "uf2.py", UF2_WRITER.read_bytes())
-    written.append(out_dir / "uf2.py")
+    write_if_changed(out_dir / UF2_SCRIPT, UF2_WRITER.read_bytes())
+    written.append(out_dir / UF2_SCRIPT)
     return sorted(written)
 
 
