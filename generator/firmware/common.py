@@ -44,11 +44,17 @@ def arena_bytes(project: Project, target: Target, analysis: dict | None) -> int 
 
 def resolver_ops(analysis: dict) -> list[str]:
     """The MicroMutableOpResolver Add* method names the model needs, sorted and unique."""
-    for key in ("resolver", "resolver_ops", "add_calls"):
-        if key in analysis:
-            return sorted({str(op) for op in analysis[key]})
-    ops = analysis.get("ops", [])
-    return sorted({str(op["resolver"] if isinstance(op, dict) else op) for op in ops})
+    return sorted(set(analysis["resolver"]))
+
+
+def target_index(project: Project, target: Target) -> int:
+    """Where `target` stands in the spec's targets list (for error positions)."""
+    return next(i for i, t in enumerate(project.spec.targets) if t.name == target.name)
+
+
+def block_comment(line_comment_header: str) -> str:
+    """A `//` header turned into a /* ... */ block, for files without line comments."""
+    return "/*\n" + "".join(f" * {line[3:]}\n" for line in line_comment_header.splitlines()) + " */\n"
 
 
 def detect_classes(project: Project) -> list[bool]:
@@ -74,7 +80,7 @@ def common_context(project: Project, target: Target, board: Board, analysis: dic
         project=spec, target=target, board=board, name=spec.name,
         digest=digest, spec_name=spec_name,
         c_header=c_header, hash_header=header("#", spec_name, digest),
-        block_header="/*\n" + "".join(f" * {line[3:]}\n" for line in c_header.splitlines()) + " */\n",
+        block_header=block_comment(c_header),
         arena_bytes=arena_bytes(project, target, analysis),
         resolver_ops=resolver_ops(analysis),
         model_bytes=tflite_bytes, model_len=len(tflite_bytes),

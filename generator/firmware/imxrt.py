@@ -22,8 +22,8 @@ from ..spec import Project, Target
 from .. import cmsis
 from ..fileio import write_json
 from ..targets import PLAN_FILE, output_files
-from .common import arena_bytes, common_context, render_tree
-from .rp2040 import INT8_REGISTRATIONS, kernel_stems, registrations
+from .common import arena_bytes, block_comment, common_context, render_tree, target_index
+from .rp2040 import kernel_context
 
 FAMILY = "imxrt1062"
 ARENA_SECTION = ".tensor_arena"  # linker.ld: NOLOAD, in DTCM
@@ -86,14 +86,10 @@ def estimate_sizes(project: Project, target: Target, board: Board, arena: int) -
     return Sizes(itcm_code=ITCM_CODE_ESTIMATE, dtcm=dtcm, ocram=ocram)
 
 
-def _target_index(project: Project, target: Target) -> int:
-    return next(i for i, t in enumerate(project.spec.targets) if t.name == target.name)
-
-
 def check_target(project: Project, target: Target, board: Board,
                  analysis: dict | None) -> list[Problem]:
     """Problems that make `target` impossible on `board`, each at its place in the spec."""
-    i = _target_index(project, target)
+    i = target_index(project, target)
     out = []
     if target.led_pin is not None or target.mic.data_pin is not None or target.mic.clock_pin is not None:
         out.append(project.positions.problem(
@@ -176,18 +172,6 @@ def mpu_regions(board: Board, fp: Plan, ncache_origin: int, ncache_size: int) ->
     return regions
 
 
-def _resolver_ops(analysis: dict) -> list[str]:
-    for key in ("resolver", "resolver_ops", "add_calls"):
-        if key in analysis:
-            return sorted(str(op) for op in analysis[key])
-    ops = analysis.get("ops", [])
-    return sorted({str(op["resolver"] if isinstance(op, dict) else op) for op in ops})
-
-
-def _block_header(text: str) -> str:
-    return "/*\n" + "".join(f" * {line[3:]}\n" for line in text.splitlines()) + " */\n"
-
-
 def memory_context(board: Board, fp: Plan, dma_bytes: int) -> dict:
     """What the linker script, startup and MPU templates need: the plan and the memory map."""
     ocram2 = board.regions("ocram")[0]
@@ -204,7 +188,7 @@ def memory_context(board: Board, fp: Plan, dma_bytes: int) -> dict:
 def render_linker(board: Board, fp: Plan, dma_bytes: int, title: str) -> str:
     """The linker script alone, for a plan (golden tests; `title` names it in the header)."""
     ctx = memory_context(board, fp, dma_bytes)
-    ctx.update(block_header=_block_header(header("//", title, content_hash(fp.to_json()))),
+    ctx.update(block_header=block_comment(header("//", title, content_hash(fp.to_json()))),
                target={"name": title})
     return environment().get_template(f"{FAMILY}/linker.ld.j2").render(**ctx)
 
@@ -227,10 +211,7 @@ def context(project: Project, target: Target, board: Board, analysis: dict,
         cmsis_dsp_sources=list(cmsis.SOURCES),
         cmsis_portable_sources=list(cmsis.PORTABLE_SOURCES),
         cmsis_portable_flags=list(cmsis.PORTABLE_FLAGS),
-        registrations=registrations(analysis, ctx["resolver_ops"]),
-        kernel_stems=kernel_stems(ctx["resolver_ops"]),
-        kernel_headers=sorted({INT8_REGISTRATIONS[op][0] for op, arg in
-                               registrations(analysis, ctx["resolver_ops"]).items() if arg}))
+        **kernel_context(analysis, ctx["resolver_ops"]))
     return ctx
 
 

@@ -32,7 +32,7 @@ from ..fileio import write_if_changed
 from ..spec import Project, Target
 from ..render import template_names
 from ..targets import UF2_SCRIPT, output_files  # noqa: F401  (output_files: the family's API)
-from .common import arena_bytes, common_context, render_tree
+from .common import arena_bytes, common_context, render_tree, target_index
 
 FAMILY = "rp2040"
 UF2_FAMILY_ID = 0xE48BFF56  # RP2040 in the UF2 family list (microsoft/uf2 utils/uf2families.json)
@@ -102,6 +102,13 @@ def registrations(analysis: dict, ops: list[str]) -> dict[str, str]:
             for op in ops}
 
 
+def kernel_context(analysis: dict, ops: list[str]) -> dict:
+    """Template values naming the TFLM kernels to compile and register, for both families."""
+    regs = registrations(analysis, ops)
+    return dict(registrations=regs, kernel_stems=kernel_stems(ops),
+                kernel_headers=sorted({INT8_REGISTRATIONS[op][0] for op, arg in regs.items() if arg}))
+
+
 def kernel_stems(ops: list[str]) -> list[str]:
     """Kernel source stems for the resolver's Add* calls: only these kernels are compiled."""
     out = set()
@@ -109,10 +116,6 @@ def kernel_stems(ops: list[str]) -> list[str]:
         stem = KERNEL_STEMS.get(op) or re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", op[3:]).lower()
         out.add(re.sub(r"(\d)_d$", r"_\1d", stem))
     return sorted(out)
-
-
-def _target_index(project: Project, target: Target) -> int:
-    return next(i for i, t in enumerate(project.spec.targets) if t.name == target.name)
 
 
 def pdm_lut(decimation: int = PDM_DECIMATION, order: int = CIC_ORDER,
@@ -164,7 +167,7 @@ def static_ram_bytes(project: Project) -> int:
 def check_target(project: Project, target: Target, board: Board,
                  analysis: dict | None) -> list[Problem]:
     """Problems that make `target` impossible on `board`, each at its place in the spec."""
-    i = _target_index(project, target)
+    i = target_index(project, target)
     pos = project.positions
     out = []
     if board.microphone.interface != "pdm":
@@ -236,10 +239,7 @@ def context(project: Project, target: Target, board: Board, analysis: dict,
         fir_taps=CIC_ORDER * (PDM_DECIMATION - 1) + 1, gain_shift=GAIN_SHIFT,
         hpf_hz=HPF_HZ, hpf_alpha_q15=round(32768 * math.exp(-2 * math.pi * HPF_HZ / rate)),
         cmsis_dsp_sources=list(cmsis.SOURCES),
-        kernel_stems=kernel_stems(ctx["resolver_ops"]),
-        registrations=registrations(analysis, ctx["resolver_ops"]),
-        kernel_headers=sorted({INT8_REGISTRATIONS[op][0] for op, arg in
-                               registrations(analysis, ctx["resolver_ops"]).items() if arg}),
+        **kernel_context(analysis, ctx["resolver_ops"]),
         static_ram_estimate=static_ram_bytes(project),
         arena_margin=effective_arena(project, target).margin,
     )
