@@ -46,8 +46,9 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "tflite": ("convert.py",),
     "analysis": ("analyze.py",),
     "evaluation": ("evaluate.py",),
-    "firmware": ("firmware", "render.py", "features.py", "model_c.py", "flexram.py"),
-    "report": ("pipeline.py",),
+    "firmware": ("firmware", "targets.py", "render.py", "features.py", "model_c.py", "flexram.py",
+                 "cmsis.py", "uf2.py"),
+    "report": ("report.py",),
 }
 
 
@@ -90,13 +91,10 @@ def _module_files(stage: str) -> list[Path]:
     return out
 
 
-def _template_files(soc: str) -> list[Path]:
-    out = []
-    for sub in ("common", soc):
-        d = REPO / "templates" / sub
-        if d.exists():
-            out += sorted(p for p in d.rglob("*") if p.is_file())
-    return out
+def _template_files() -> list[Path]:
+    """Every template: a family's templates may include another family's (RT1062 reuses
+    the RP2040 model module), so the firmware stage depends on the whole tree."""
+    return sorted(p for p in (REPO / "templates").rglob("*") if p.is_file())
 
 
 # ----------------------------------------------------------------- the actions
@@ -185,17 +183,13 @@ def _quiet(label: str):
 
 # ----------------------------------------------------------------- the graph
 
-def firmware_outputs(project: Project, target: Target) -> list[str]:
-    """Relative paths of every file the firmware stage writes for `target`."""
-    from .boards import load_board
-    from .targets import output_files
-    return output_files(project, target, load_board(target.board))
-
-
 def declare(env, project: Project, all_projects: dict[str, Project] | None = None,
             build_dir: Path | None = None) -> dict:
     """Add a project's targets to `env`; returns {stage: nodes} and registers aliases."""
     from SCons.Script import Action, Alias, Value  # imported here: only SConstruct needs SCons
+
+    from .boards import BOARDS_DIR, load_board
+    from .targets import output_files
 
     spec = project.spec
     art = Artifacts.for_project(spec.name, build_dir)
@@ -232,14 +226,13 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
     nodes["evaluation"] = stage("evaluation", [art.evaluation],
                                 [art.keras_model, art.tflite, art.features], act_evaluation)
     variant_nodes = {}
+    templates = _template_files()
     for target in spec.targets:
-        from .boards import BOARDS_DIR, load_board
         out_dir = art.firmware(target.name)
-        board = load_board(target.board)
-        outs = [out_dir / f for f in firmware_outputs(project, target)]
+        outs = [out_dir / f for f in output_files(project, target, load_board(target.board))]
         variant_nodes[target.name] = stage(
             "firmware", outs,
-            [art.tflite, art.analysis, BOARDS_DIR / f"{target.board}.yaml"] + _template_files(board.soc),
+            [art.tflite, art.analysis, BOARDS_DIR / f"{target.board}.yaml"] + templates,
             act_firmware, target, VARIANT=target.name, OUT_DIR=str(out_dir))
         Alias(f"{rel.with_suffix('')}/{target.name}", variant_nodes[target.name])
     nodes["firmware"] = [n for v in variant_nodes.values() for n in v]
