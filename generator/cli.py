@@ -3,6 +3,7 @@
     micforge validate SPEC...          check specs against their boards
     micforge build SPEC [--variant V]  build a project (or one variant) with SCons
     micforge verify SPEC               bit-exact check of C features against Python
+    micforge evaluate SPEC --data DIR  score a folder of labelled recordings with the built model
     micforge boards                    list the board catalogue
     micforge schema [-o FILE]          write the spec JSON schema for editors
     micforge clean [SPEC]              remove build outputs
@@ -105,6 +106,30 @@ def cmd_verify(args) -> int:
     return 0 if result.get("mismatches", 1) == 0 else 1
 
 
+def cmd_evaluate(args) -> int:
+    from .evaldata import evaluate_folder, format_folder_report
+    from .fileio import write_json
+    from .paths import Artifacts
+    from .spec import load_spec
+    spec_display = _display(Path(args.spec))
+    try:
+        project = load_spec(args.spec, spec_display)
+        build_dir = Path(args.build_dir).resolve() if args.build_dir else None
+        tflite = Artifacts.for_project(project.name, build_dir).tflite
+        if not tflite.is_file():
+            print(f"{spec_display}: no built model at {_display(tflite)}; "
+                  f"run micforge build {spec_display} first", file=sys.stderr)
+            return 2
+        result = evaluate_folder(project, tflite, Path(args.data))
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(format_folder_report(result))
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
 def cmd_boards(args) -> int:
     from .boards import all_boards
     rows = [("id", "board", "core", "clock", "flash", "arena in", "mic")]
@@ -152,6 +177,12 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("spec")
     f.add_argument("--max-clips", type=int, default=None)
     f.set_defaults(func=cmd_verify)
+    e = sub.add_parser("evaluate", help="score a folder of labelled recordings with the built model")
+    e.add_argument("spec")
+    e.add_argument("--data", required=True, help="a folder with one sub-folder of recordings per class")
+    e.add_argument("--json", help="also write the results to this JSON file")
+    e.add_argument("--build-dir", help="where the build put its artifacts (default: build/)")
+    e.set_defaults(func=cmd_evaluate)
     sub.add_parser("boards", help="list boards").set_defaults(func=cmd_boards)
     s = sub.add_parser("schema", help="write the spec JSON schema")
     s.add_argument("-o", "--output")

@@ -86,13 +86,21 @@ def recording(file: str) -> tuple[str, float]:
     return (m.group("rec") if m else stem), 0.0
 
 
-def group_key(file: str, start: float, segment_seconds: float) -> str:
-    """The documented group key of a window starting `start` s into its recording."""
+def source_id(file: str) -> str:
+    """The source a window comes from: "speaker:<id>" for Speech Commands names, else the
+    recording (the stem without window-offset or take suffix). Cross-validation, the
+    recording split and per-recording figures group by it."""
     speaker = speaker_id(file)
-    if speaker:
-        return f"speaker:{speaker}"
-    rec, _ = recording(file)
-    return f"{rec}@{math.floor(start / segment_seconds + 1e-9)}"
+    return f"speaker:{speaker}" if speaker else recording(file)[0]
+
+
+def group_key(file: str, start: float, segment_seconds: float | None) -> str:
+    """The documented group key of a window starting `start` s into its recording
+    (`segment_seconds` None: the whole recording is one group)."""
+    source = source_id(file)
+    if source.startswith("speaker:") or segment_seconds is None:
+        return source
+    return f"{source}@{math.floor(start / segment_seconds + 1e-9)}"
 
 
 def _unit(seed: int, key: str) -> float:
@@ -276,7 +284,7 @@ def _synthetic_index(project: Project) -> tuple[list[dict], list[dict]]:
             x = synthetic.clip(roles[name], name, i, spec.dataset.seed, spec.audio.sample_rate,
                                spec.audio.clip_samples)
             r = rank[file]
-            out.append({"file": file, "label": name, "window": 0, "group": file,
+            out.append({"file": file, "label": name, "window": 0, "group": file, "source": file,
                         "sha256": hashlib.sha256(x.tobytes()).hexdigest(),
                         "split": "test" if r < n_test else "validation" if r < n_test + n_val
                         else "train"})
@@ -306,16 +314,17 @@ def _file_index(project: Project) -> tuple[list[dict], list[dict], dict]:
         rec = str(Path(src.file).with_name(rec))  # time overlap only within one folder's recording
         for k in kept:
             start = offset + k * clip_seconds
-            group = group_key(src.file, start, split.segment_seconds)
+            group = group_key(src.file, start,
+                              None if split.by == "recording" else split.segment_seconds)
             if split.by == "fold":
                 where = ("test" if src.fold in split.test_folds else
                          "validation" if src.fold in split.validation_folds else "train")
             elif split.by == "lists" and not src.file.startswith(NOISE_DIR + "/"):
                 where = src.listed or "train"
-            else:  # hash, speaker, and lists for noise recordings (the lists do not name them)
+            else:  # hash, recording, speaker, and lists for noise recordings (not listed)
                 where = _hash_split(ds.seed, group, split.validation, split.test)
             c = {"file": src.file, "label": src.label, "split": where, "sha256": sha,
-                 "window": k, "group": group}
+                 "window": k, "group": group, "source": source_id(src.file)}
             timing[id(c)] = (rec, start)
             clips.append(c)
     clips = _guard_overlaps(clips, timing, clip_seconds, skipped)
@@ -384,6 +393,7 @@ def build_index(project: Project) -> dict:
         "groups": {s: len({c["group"] for c in clips if c["split"] == s}) for s in SPLITS},
         "speakers": {s: len({c["group"] for c in clips if c["split"] == s
                              and c["group"].startswith("speaker:")}) for s in SPLITS},
+        "unheard_test_sources": unheard_sources(clips, spec.classes),
         "skipped": dict(sorted(Counter(s["reason"] for s in skipped).items())),
         "converted": converted,
         "total": len(clips),
@@ -392,6 +402,34 @@ def build_index(project: Project) -> dict:
             "synthetic": spec.dataset.layout == "synthetic", "sample_rate": spec.audio.sample_rate,
             "clip_samples": spec.audio.clip_samples, "clips": clips, "skipped": skipped,
             "summary": summary}
+
+
+def unheard_sources(clips: list[dict], classes: list[str]) -> dict[str, dict]:
+    """Per class: test windows and sources, and how many come from a source (recording or
+    speaker) that has no window in the training split. A class whose test sources are all
+    heard in training has a test figure that measures memory, not generalisation."""
+    train = {(c["label"], c["source"]) for c in clips if c["split"] == "train"}
+    out = {}
+    for name in classes:
+        test = [c for c in clips if c["label"] == name and c["split"] == "test"]
+        sources = {c["source"] for c in test}
+        unheard = {s for s in sources if (name, s) not in train}
+        out[name] = {"test_windows": len(test), "test_sources": len(sources),
+                     "unheard_sources": len(unheard),
+                     "unheard_windows": sum(c["source"] in unheard for c in test)}
+    return out
+
+
+def memory_warnings(index: dict) -> list[str]:
+    """One line per class whose test split holds no source unheard in training."""
+    out = []
+    for name, u in index["summary"].get("unheard_test_sources", {}).items():
+        if u["test_windows"] and not u["unheard_windows"]:
+            out.append(f"class '{name}': all {u['test_windows']} test windows come from "
+                       f"recordings also in training ({u['test_sources']} sources): its test "
+                       f"figure measures memory, not generalisation; use split by: recording or "
+                       f"evaluation.cross_validation")
+    return out
 
 
 def write_index(project: Project, out_path: str | Path) -> dict:
@@ -420,6 +458,11 @@ def summarize(index: dict) -> str:
         lines.append(f"  skipped: {n} {reason}: {shown}")
     if s["converted"]:
         lines.append("  converted: " + ", ".join(f"{n} {r}" for r, n in s["converted"].items()))
+    unheard = s.get("unheard_test_sources", {})
+    if unheard and not index["synthetic"]:
+        lines.append("  test windows from recordings unheard in training: " + ", ".join(
+            f"{name} {u['unheard_windows']}/{u['test_windows']}" for name, u in unheard.items()))
+    lines += [f"  WARNING: {w}" for w in memory_warnings(index)]
     return "\n".join(lines)
 
 

@@ -46,6 +46,21 @@ def metrics(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict:
             "confusion": cm.tolist()}
 
 
+def false_positive_rates(y: np.ndarray, pred: np.ndarray, classes: list[str],
+                         detect: list[str]) -> dict[str, dict]:
+    """Per class that does not detect: its windows, and the share predicted as a detect class."""
+    hits = np.isin(pred, [classes.index(c) for c in detect])
+    out = {}
+    for i, name in enumerate(classes):
+        if name in detect:
+            continue
+        mine = y == i
+        n = int(mine.sum())
+        out[name] = {"windows": n, "false_positives": int((hits & mine).sum()),
+                     "rate": float((hits & mine).sum() / n) if n else None}
+    return out
+
+
 def run_keras(keras_path: Path, q: np.ndarray) -> np.ndarray:
     """Float scores [N, classes] of the Keras model on int8 features q [N, frames, bins]."""
     import keras

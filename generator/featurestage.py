@@ -84,6 +84,18 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
+def augment_roles(project: Project) -> dict:
+    """The project-dependent arguments of augment.augment: which labels detect, which serve
+    as backgrounds, and the background folder."""
+    spec = project.spec
+    bg = spec.augmentation.background
+    background = bg.classes if bg.classes is not None else [
+        c for c in spec.classes if c not in spec.detect_classes]
+    return {"detect": [spec.classes.index(c) for c in spec.detect_classes],
+            "background_labels": [spec.classes.index(c) for c in background],
+            "folder": project.resolve(bg.folder) if bg.folder else None}
+
+
 def build_features(project: Project, index: dict, out_npz: Path) -> None:
     """Write the features npz of every split (train augmented) for `project`."""
     from .augment import augment
@@ -94,7 +106,8 @@ def build_features(project: Project, index: dict, out_npz: Path) -> None:
     for split in SPLITS:
         clips, labels = load_split(project, index, split)
         if split == "train":
-            clips, labels = augment(clips, labels, spec.augmentation, spec.audio.sample_rate)
+            clips, labels = augment(clips, labels, spec.augmentation, spec.audio.sample_rate,
+                                    **augment_roles(project))
         arrays[f"x_{split}"], _ = cached_features(fe, clips)
         arrays[f"y_{split}"] = np.asarray(labels, dtype=np.int64)
     write_if_changed(out_npz, npz_bytes(arrays))

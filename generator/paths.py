@@ -62,6 +62,11 @@ class Artifacts:
     def evaluation(self) -> Path:
         return self.root / "analysis" / "evaluation.json"
 
+    # stage: crossval (one model per fold of whole recordings, scored with TFLM)
+    @property
+    def crossval(self) -> Path:
+        return self.root / "analysis" / "crossval.json"
+
     # stage: firmware, one folder per variant
     def firmware(self, variant: str) -> Path:
         return self.root / "firmware" / variant

@@ -9,6 +9,7 @@ no-op rebuild — never imports them.
 
     index -> features -> model -> tflite -> analysis / evaluation
                                           -> firmware/<variant> (one per target) -> report
+    index -> crossval (when evaluation.cross_validation is set)          -> report
 
 Every target depends on a `Value` holding exactly the spec slice it reads,
 on its input artifacts, and on the source of the code that makes it.
@@ -29,13 +30,16 @@ from .spec import Project, ProjectSpec, Target, load_spec
 # slice as well (only its own target, so editing one variant rebuilds only it).
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "index": ("audio", "classes", "dataset"),
-    "features": ("audio", "classes", "features", "augmentation"),
-    "model": ("classes", "model", "training", "transfer"),
+    "features": ("audio", "classes", "features", "augmentation", "detection.classes"),
+    "model": ("classes", "augmentation", "model", "training", "transfer"),
+    "crossval": ("audio", "classes", "dataset.split", "features", "augmentation",
+                 "detection.classes", "model", "training", "transfer", "quantization",
+                 "evaluation"),
     "tflite": ("quantization",),
     "analysis": ("arena",),
     "evaluation": ("classes",),
     "firmware": ("name", "audio", "features", "classes", "detection", "arena"),
-    "report": ("name", "description", "targets"),
+    "report": ("name", "description", "targets", "detection.classes", "evaluation"),
 }
 
 # The generator modules each stage runs; a change to their code rebuilds the stage.
@@ -46,16 +50,23 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "tflite": ("convert.py",),
     "analysis": ("analyze.py",),
     "evaluation": ("evaluate.py",),
+    "crossval": ("crossval.py", "featurestage.py", "features.py", "augment.py", "train.py",
+                 "zoo.py", "convert.py", "evaluate.py"),
     "firmware": ("firmware", "targets.py", "render.py", "features.py", "model_c.py", "flexram.py",
                  "cmsis.py", "uf2.py"),
-    "report": ("report.py",),
+    "report": ("report.py", "crossval.py", "dataset.py"),
 }
 
 
 def spec_slice(spec: ProjectSpec, stage: str, target: Target | None = None) -> str:
     """Canonical JSON of the part of the spec that `stage` reads."""
     data = spec.model_dump(mode="json")
-    picked = {key: data[key] for key in STAGE_SECTIONS[stage]}
+    picked = {}
+    for key in STAGE_SECTIONS[stage]:  # "section" or "section.field"
+        section, _, field = key.partition(".")
+        picked[key] = data[section][field] if field else data[section]
+    if stage in ("features", "crossval", "report"):
+        picked["detect_classes"] = spec.detect_classes  # the default depends on `classes`
     if target is not None:
         picked["target"] = target.model_dump(mode="json")
     return json.dumps(picked, sort_keys=True, separators=(",", ":"))
@@ -145,6 +156,12 @@ def act_evaluation(target, source, env):
     print(format_evaluation(result))
 
 
+def act_crossval(target, source, env):
+    from .crossval import cross_validate, format_crossval
+    result = cross_validate(_project(env), _load_json(source[0]), Path(str(target[0])))
+    print(format_crossval(result))
+
+
 def act_firmware(target, source, env):
     from .boards import load_board
     from .targets import render_target
@@ -225,6 +242,10 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
     nodes["analysis"] = stage("analysis", [art.analysis], [art.tflite], act_analysis)
     nodes["evaluation"] = stage("evaluation", [art.evaluation],
                                 [art.keras_model, art.tflite, art.features], act_evaluation)
+    report_inputs = [art.dataset_index, art.analysis, art.evaluation]
+    if spec.evaluation.cross_validation is not None:
+        nodes["crossval"] = stage("crossval", [art.crossval], [art.dataset_index], act_crossval)
+        report_inputs.append(art.crossval)
     variant_nodes = {}
     templates = _template_files()
     for target in spec.targets:
@@ -237,8 +258,7 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
         Alias(f"{rel.with_suffix('')}/{target.name}", variant_nodes[target.name])
     nodes["firmware"] = [n for v in variant_nodes.values() for n in v]
     nodes["report"] = stage("report", [art.report],
-                            [art.dataset_index, art.analysis, art.evaluation]
-                            + [str(n) for n in nodes["firmware"]], act_report)
+                            report_inputs + [str(n) for n in nodes["firmware"]], act_report)
     Alias(str(rel.with_suffix("")), nodes["report"] + nodes["firmware"])
     Alias(spec.name, nodes["report"] + nodes["firmware"])
     return nodes

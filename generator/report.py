@@ -22,7 +22,8 @@ def _block(text: str) -> str:
 
 def build_report(project: Project, art: Artifacts) -> str:
     from .analyze import format_analysis
-    from .dataset import summarize
+    from .crossval import format_crossval
+    from .dataset import memory_warnings, summarize
     from .evaluate import format_evaluation
 
     spec = project.spec
@@ -40,6 +41,10 @@ def build_report(project: Project, art: Artifacts) -> str:
         "## Data", "", _block(summarize(index)),
         "## Model", "", _block(format_analysis(analysis)),
         "## Evaluation (test split)", "", _block(format_evaluation(evaluation)),
+        *[f"**{w}**\n" for w in memory_warnings(index)],
+        *(["## Cross-validation (recordings unheard in training)", "",
+             _block(format_crossval(json.loads(art.crossval.read_text())))]
+          if art.crossval.exists() and spec.evaluation.cross_validation else []),
         "## Firmware", "",
         "| variant | board | folder |", "|---|---|---|",
     ]

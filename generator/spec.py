@@ -101,12 +101,16 @@ class Features(Strict):
 # ------------------------------------------------------------------------- dataset
 
 class Split(Strict):
-    by: Literal["hash", "fold", "speaker", "lists"] = Field(
+    by: Literal["hash", "recording", "fold", "speaker", "lists"] = Field(
         "hash", description="How files are assigned to splits. 'hash': a seeded sha256 of each "
                             "clip's group key (its speaker id for '<speaker>_nohash_<n>' names, "
                             "else its recording and time segment), so related clips never straddle "
-                            "splits. 'speaker': the same, and an error if no file name carries a "
-                            "speaker id. 'fold': ESC-50 folds (layout: esc50). 'lists': the dataset's "
+                            "splits; windows of one recording may sit in several splits (the test "
+                            "figure then partly measures memory). 'recording': the same with whole "
+                            "recordings (or speakers) as groups: every window of a recording goes "
+                            "to one split, so test recordings are unheard in training. 'speaker': "
+                            "like hash, and an error if no file name carries a speaker id. 'fold': "
+                            "ESC-50 folds (layout: esc50). 'lists': the dataset's "
                             "validation_list.txt/testing_list.txt (layout: speech_commands).")
     validation: float = Field(0.1, ge=0, lt=1, description="Fraction for validation (hash/speaker).")
     test: float = Field(0.1, ge=0, lt=1, description="Fraction for test (hash/speaker).")
@@ -176,26 +180,126 @@ class Range(Strict):
         return self
 
 
+class Shift(Strict):
+    probability: float = Field(0.5, ge=0, le=1, description="Chance of a circular time shift.")
+    max_seconds: float = Field(0.2, ge=0, le=5, description="Largest shift either way, in seconds.")
+
+
+class Pitch(Strict):
+    probability: float = Field(0.5, ge=0, le=1,
+                               description="Chance of a pitch shift (duration kept), so a detector "
+                                           "generalises across tones (alarms of other devices, "
+                                           "other voices).")
+    semitones: Range = Field(default_factory=lambda: Range(min=-3, max=3),
+                             description="Pitch shift range in semitones (12 = one octave).")
+
+
+class Speed(Strict):
+    probability: float = Field(0.3, ge=0, le=1,
+                               description="Chance of a speed perturbation: resampling that moves "
+                                           "pitch and tempo together, cut or zero-padded back to "
+                                           "the clip length.")
+    factor: Range = Field(default_factory=lambda: Range(min=0.9, max=1.1),
+                          description="Speed factor range (1.1: 10% faster and higher).")
+
+    @field_validator("factor")
+    @classmethod
+    def _positive(cls, v: Range) -> Range:
+        if v.min < 0.5 or v.max > 2:
+            raise ValueError("speed factors must lie in 0.5 .. 2")
+        return v
+
+
+class Mix(Strict):
+    probability: float = Field(0.3, ge=0, le=1,
+                               description="Chance of mixing in another training clip of the same "
+                                           "label (the label is kept).")
+    gain_db: Range = Field(default_factory=lambda: Range(min=-20, max=-6),
+                           description="Level of the mixed-in clip relative to the clip, in dB.")
+
+
+class Background(Strict):
+    probability: float = Field(0.5, ge=0, le=1,
+                               description="Chance that a clip of a detect class (detection.classes) "
+                                           "is laid over a background: a training clip of one of "
+                                           "`classes`, or a file of `folder`. The label is kept.")
+    snr_db: Range = Field(default_factory=lambda: Range(min=0, max=20),
+                          description="Clip-to-background ratio in dB (RMS).")
+    classes: list[str] | None = Field(None,
+                                      description="Classes whose training clips serve as "
+                                                  "backgrounds (default: every class that does not "
+                                                  "detect).")
+    folder: str | None = Field(None,
+                               description="A folder of your own noise recordings (any rate, "
+                                           "searched recursively), relative to the spec; used "
+                                           "beside `classes`, half of the time when both exist.")
+
+
+class Filter(Strict):
+    probability: float = Field(0.3, ge=0, le=1,
+                               description="Chance of colouring the clip like another microphone: "
+                                           "one of a low-pass, high-pass or band-pass filter, "
+                                           "chosen at random.")
+    low_pass_hz: Range = Field(default_factory=lambda: Range(min=2000, max=7500),
+                               description="Low-pass cutoff range in Hz.")
+    high_pass_hz: Range = Field(default_factory=lambda: Range(min=50, max=500),
+                                description="High-pass cutoff range in Hz.")
+    band_pass_center_hz: Range = Field(default_factory=lambda: Range(min=500, max=4000),
+                                       description="Band-pass centre range in Hz (bandwidth 1 to "
+                                                   "2 times the centre).")
+
+
+class Gain(Strict):
+    probability: float = Field(0.5, ge=0, le=1, description="Chance of a gain change.")
+    db: Range = Field(default_factory=lambda: Range(min=-6, max=6),
+                      description="Gain range in dB (louder clips clip at int16, as an ADC would).")
+
+
+class Silence(Strict):
+    probability: float = Field(0.2, ge=0, le=1, description="Chance of silencing a random stretch.")
+    max_fraction: float = Field(0.3, ge=0, le=1,
+                                description="Longest silenced stretch, as a fraction of the clip.")
+
+
+class Noise(Strict):
+    probability: float = Field(0.5, ge=0, le=1, description="Chance of adding noise.")
+    snr_db: Range = Field(default_factory=lambda: Range(min=10, max=30),
+                          description="Signal-to-noise ratio range in dB.")
+    colour_decay_db: Range = Field(default_factory=lambda: Range(min=-6, max=0),
+                                   description="Spectral slope of the noise in dB per octave: 0 "
+                                               "white, -3 pink, -6 brown (drawn in this range).")
+
+
+class SpecAugment(Strict):
+    probability: float = Field(0.5, ge=0, le=1,
+                               description="Chance, per training example and epoch, of masking its "
+                                           "int8 feature map (SpecAugment, Park et al. 2019). "
+                                           "Training only: validation, test and the device never "
+                                           "see masks.")
+    time_masks: int = Field(1, ge=0, le=8, description="Time masks per masked example.")
+    max_frames: int = Field(4, ge=1, le=256, description="Widest time mask, in frames.")
+    freq_masks: int = Field(1, ge=0, le=8, description="Frequency masks per masked example.")
+    max_bins: int = Field(4, ge=1, le=256, description="Widest frequency mask, in bins.")
+
+
 class Augmentation(Strict):
     copies: int = Field(0, ge=0, le=20, description="Augmented copies added per training clip "
-                                                    "(0 disables augmentation).")
-    seed: int = Field(0, description="Seed; the same seed gives the same augmented set.")
-    noise_probability: float = Field(0.5, ge=0, le=1, description="Chance of adding white noise.")
-    noise_snr_db: Range = Field(default_factory=lambda: Range(min=10, max=30),
-                                description="SNR range of the white noise, in dB.")
-    silence_probability: float = Field(0.2, ge=0, le=1,
-                                       description="Chance of zeroing a random stretch.")
-    silence_max_fraction: float = Field(0.3, ge=0, le=1,
-                                        description="Longest silenced stretch, as a clip fraction.")
-    mix_probability: float = Field(0.3, ge=0, le=1,
-                                   description="Chance of mixing in another training clip.")
-    mix_gain_db: Range = Field(default_factory=lambda: Range(min=-20, max=-6),
-                               description="Level of the mixed-in clip relative to the clip, dB.")
-    shift_probability: float = Field(0.5, ge=0, le=1, description="Chance of a circular time shift.")
-    shift_max_seconds: float = Field(0.2, ge=0, description="Largest time shift in seconds.")
-    gain_probability: float = Field(0.5, ge=0, le=1, description="Chance of a gain change.")
-    gain_db: Range = Field(default_factory=lambda: Range(min=-6, max=6),
-                           description="Gain change range in dB.")
+                                                    "(0 disables the audio effects; spec_augment "
+                                                    "still applies).")
+    seed: int = Field(0, description="Seed; the same seed and clips give the same augmented bytes.")
+    shift: Shift = Field(default_factory=Shift, description="Circular time shift.")
+    pitch: Pitch = Field(default_factory=Pitch, description="Pitch shift (duration kept).")
+    speed: Speed = Field(default_factory=Speed, description="Speed perturbation (resampling).")
+    mix: Mix = Field(default_factory=Mix, description="Same-label mixing.")
+    background: Background = Field(default_factory=Background,
+                                   description="Detect-class clips over backgrounds.")
+    filter: Filter = Field(default_factory=Filter, description="Microphone-like colouring.")
+    gain: Gain = Field(default_factory=Gain, description="Gain change.")
+    silence: Silence = Field(default_factory=Silence, description="A silenced stretch.")
+    noise: Noise = Field(default_factory=Noise, description="White or coloured noise at an SNR.")
+    spec_augment: SpecAugment = Field(default_factory=SpecAugment,
+                                      description="Time and frequency masks on the feature maps, "
+                                                  "at training time only.")
 
 
 # --------------------------------------------------------------------------- model
@@ -274,6 +378,31 @@ class Arena(Strict):
                                                         "target kernels' scratch differences.")
 
 
+# ---------------------------------------------------------------------- evaluation
+
+class CrossValidation(Strict):
+    method: Literal["leave_one_recording_out", "group_kfold"] = Field(
+        description="'leave_one_recording_out': one fold per recording of `classes` (the detect "
+                    "classes by default): the fold's model never hears that recording; the other "
+                    "classes' recordings are spread over the same number of folds. 'group_kfold': "
+                    "`folds` folds of whole recordings (speakers for Speech Commands names).")
+    folds: int = Field(5, ge=2, le=50, description="Number of folds (group_kfold).")
+    classes: list[str] = Field(default_factory=list,
+                               description="Classes whose recordings are held out one at a time "
+                                           "(leave_one_recording_out; default: the detect classes).")
+    validation: float = Field(0.15, gt=0, lt=0.5,
+                              description="Share of each fold's training groups held out for early "
+                                          "stopping.")
+    seed: int = Field(0, description="Seed placing recordings in folds.")
+
+
+class Evaluation(Strict):
+    cross_validation: CrossValidation | None = Field(
+        None, description="Train one model per fold of whole recordings and score each on the "
+                          "recordings it never heard (int8, TFLM): the generalisation figure. "
+                          "Costs one training per fold.")
+
+
 # ----------------------------------------------------------------------- detection
 
 Output = Literal["led", "serial"]
@@ -344,6 +473,8 @@ class ProjectSpec(Strict):
     training: Training = Field(default_factory=Training, description="Training settings.")
     transfer: Transfer | None = Field(None, description="Start from a trained base model.")
     quantization: Quantization = Field(default_factory=Quantization, description="int8 conversion.")
+    evaluation: Evaluation = Field(default_factory=Evaluation,
+                                   description="Generalisation checks beyond the test split.")
     arena: Arena = Field(default_factory=Arena, description="Tensor arena sizing.")
     detection: Detection = Field(default_factory=Detection, description="Post-processing of scores.")
     targets: list[Target] = Field(min_length=1, description="Firmware variants to generate.")
@@ -409,6 +540,20 @@ def _cross_field_problems(spec: ProjectSpec, pos: Positions) -> list[Problem]:
         if cls not in spec.classes:
             out.append(pos.problem(("detection", "classes", i),
                                    f"'{cls}' is not one of the classes {spec.classes}"))
+    bg = spec.augmentation.background
+    for i, cls in enumerate(bg.classes or []):
+        if cls not in spec.classes:
+            out.append(pos.problem(("augmentation", "background", "classes", i),
+                                   f"'{cls}' is not one of the classes {spec.classes}"))
+        elif cls in spec.detect_classes:
+            out.append(pos.problem(("augmentation", "background", "classes", i),
+                                   f"'{cls}' is a detect class; a background must be a class "
+                                   f"that does not detect ({', '.join(spec.detect_classes)} do)"))
+    cv = spec.evaluation.cross_validation
+    for i, cls in enumerate(cv.classes if cv else []):
+        if cls not in spec.classes:
+            out.append(pos.problem(("evaluation", "cross_validation", "classes", i),
+                                   f"'{cls}' is not one of the classes {spec.classes}"))
     seen: set[str] = set()
     for i, target in enumerate(spec.targets):
         if target.name in seen:
@@ -439,6 +584,11 @@ def load_spec(path: str | Path, display: str | None = None) -> Project:
         raise SpecError(Problem(pos.path, 1, 1, "a spec must be a YAML mapping of keys to values"))
     spec = validate(ProjectSpec, data, pos)
     problems = _cross_field_problems(spec, pos)
+    folder = spec.augmentation.background.folder
+    if folder is not None and not (path.parent / folder).is_dir():
+        problems.append(pos.problem(("augmentation", "background", "folder"),
+                                    f"background folder {folder} is not a folder (looked at "
+                                    f"{(path.parent / folder).resolve()})"))
     if problems:
         raise SpecError(problems)
     return Project(spec=spec, path=path.resolve(), positions=pos)

@@ -93,6 +93,45 @@ def transfer_model(project: Project, out_model: Path):
     return body, keras.Model(inputs, outputs, name=project.spec.name)
 
 
+def _batches(x: np.ndarray, y: np.ndarray, weights: dict[int, float] | None, project: Project):
+    """Training batches as a keras PyDataset: shuffled per epoch and SpecAugment-masked
+    (augment.spec_augment, floor -1.0 = int8 -128), both from a generator seeded with
+    (training.seed, epoch), so a rebuild sees the same batches. Class weights become
+    per-sample weights."""
+    import keras
+
+    from .augment import spec_augment
+
+    spec = project.spec
+    sa, seed, size = spec.augmentation.spec_augment, spec.training.seed, spec.training.batch_size
+    w = (np.array([weights[int(v)] for v in y], dtype=np.float32) if weights
+         else np.ones(len(y), dtype=np.float32))
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.epoch = 0
+            self._plan()
+
+        def _plan(self):
+            rng = np.random.default_rng([seed, self.epoch])
+            self.order = rng.permutation(len(y))
+            self.masked = spec_augment(x, sa, rng, floor=-1.0) if sa.probability > 0 else x
+
+        def __len__(self):
+            return int(np.ceil(len(y) / size))
+
+        def __getitem__(self, i):
+            rows = self.order[i * size:(i + 1) * size]
+            return self.masked[rows], y[rows], w[rows]
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self._plan()
+
+    return Batches()
+
+
 def _fit(model, data, learning_rate: float, epochs: int, project: Project) -> dict:
     import keras
 
@@ -110,8 +149,8 @@ def _fit(model, data, learning_rate: float, epochs: int, project: Project) -> di
                                           patience=max(1, t.patience // 2), min_lr=1e-6),
     ]
     weights = class_weights(y, len(project.spec.classes)) if t.class_weights == "balanced" else None
-    hist = model.fit(x, y, validation_data=(xv, yv) if has_val else None, epochs=epochs,
-                     batch_size=t.batch_size, class_weight=weights, shuffle=True,
+    hist = model.fit(_batches(x, y, weights, project),
+                     validation_data=(xv, yv) if has_val else None, epochs=epochs,
                      callbacks=callbacks, verbose=2)
     metrics = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     best = int(np.argmin(metrics[monitor])) if metrics.get(monitor) else 0

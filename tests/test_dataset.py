@@ -292,3 +292,50 @@ def test_split_needs_its_layout_and_speaker_ids(tmp_path):
     with pytest.raises(SpecError, match=r"^spec.yaml:5:15: split by: speaker, but no file name "
                                         r"carries a speaker id"):
         dataset.build_index(project)
+
+
+def _recordings(tmp_path: Path, n_rec: int = 6, windows: int = 8) -> Path:
+    """n_rec recordings of class a cut into 1 s windows every 0.5 s, and loose b clips."""
+    for r in range(n_rec):
+        rec = noise(windows / 2 + 1, seed=300 + r)
+        for k in range(windows):
+            t = k * 0.5
+            write_wav(tmp_path / "data" / "a" / f"siren_{r:04d}_t{t:05.1f}.wav",
+                      rec[int(t * RATE):int(t * RATE) + RATE])
+    for k in range(30):
+        write_wav(tmp_path / "data" / "b" / f"b{k}.wav", noise(seed=500 + k))
+    return tmp_path / "data"
+
+
+def test_split_by_recording_never_puts_one_recording_in_two_splits(tmp_path):
+    _recordings(tmp_path)
+    project = load_spec(spec_file(tmp_path, "  root: data\n  split: {by: recording, "
+                                            "validation: 0.25, test: 0.25}\n  seed: 3\n"))
+    index = dataset.build_index(project)
+    splits = defaultdict(set)
+    for c in index["clips"]:
+        splits[c["source"]].add(c["split"])
+        assert c["group"] == c["source"]
+    assert all(len(s) == 1 for s in splits.values())
+    assert {c["split"] for c in index["clips"] if c["label"] == "a"} == set(dataset.SPLITS)
+    assert not [s for s in index["skipped"] if s["reason"] == "overlaps another split"]
+    unheard = index["summary"]["unheard_test_sources"]["a"]
+    assert unheard["unheard_windows"] == unheard["test_windows"] > 0
+    assert dataset.memory_warnings(index) == []
+
+
+def test_a_test_split_of_heard_recordings_is_called_memory(tmp_path):
+    _recordings(tmp_path, n_rec=2, windows=40)
+    project = load_spec(spec_file(tmp_path, "  root: data\n  split: {validation: 0.2, "
+                                            "test: 0.2}\n  seed: 1\n"))
+    index = dataset.build_index(project)
+    warnings = dataset.memory_warnings(index)
+    assert len(warnings) == 1 and warnings[0].startswith("class 'a': all ")
+    assert "measures memory, not generalisation" in dataset.summarize(index)
+
+
+def test_source_id_rule():
+    assert dataset.source_id("yes/022cd682_nohash_0.wav") == "speaker:022cd682"
+    assert dataset.source_id("alarm/alarm_1151_t003.5.wav") == "alarm_1151"
+    assert dataset.source_id("bg/esc10_rain_1-17367-B.wav") == "esc10_rain_1-17367"
+    assert dataset.group_key("alarm/alarm_1151_t003.5.wav", 3.5, None) == "alarm_1151"
