@@ -4,8 +4,11 @@
 `evaluation.cross_validation` and its dataset index, and writes (and returns) a
 JSON-able dict with, per fold, the TFLM int8 figures on the fold's held-out
 clips: accuracy, per-class precision/recall, recall per held-out source, and
-the false-positive rate of every class that does not detect (the share of its
-windows predicted as a detect class). `format_crossval` prints it.
+the detector's figures: recall of every detect class and the false-positive rate
+of every other class, a window counting as a detection when a detect class's
+probability reaches `detection.threshold` (the device's rule before smoothing and
+hysteresis), and the detector's recall per held-out source. `format_crossval`
+prints it.
 
 Folds are made of sources (`dataset.source_id`: a recording, or a speaker for
 Speech Commands names), over every clip of the index, whatever its split:
@@ -74,20 +77,41 @@ def _validation_group(c: dict, clip_seconds: float, segment_seconds: float) -> s
     return group_key(c["file"], start, segment_seconds)
 
 
-def _per_source(clips: list[dict], y: np.ndarray, pred: np.ndarray) -> dict[str, dict]:
+def _per_source(clips: list[dict], hits: np.ndarray) -> dict[str, dict]:
+    """Per "<class>/<source>": windows, how many the detector got right, the share."""
     out: dict[str, dict] = defaultdict(lambda: {"windows": 0, "correct": 0})
-    for c, t, p in zip(clips, y, pred):
+    for c, hit in zip(clips, hits):
         row = out[f"{c['label']}/{c['source']}"]
         row["windows"] += 1
-        row["correct"] += int(t == p)
+        row["correct"] += int(hit)
     return {k: {**v, "recall": v["correct"] / v["windows"]} for k, v in sorted(out.items())}
+
+
+SWEEP = tuple(round(0.05 * k, 2) for k in range(10, 20))  # 0.5 .. 0.95
+
+
+def _sweep(scores: np.ndarray, y: np.ndarray, classes: list[str], detect: list[str]) -> list[dict]:
+    """Recall of all detect-class windows and false-positive rate of all the others, per
+    threshold: the trade-off a different detection.threshold would buy."""
+    from .evaluate import detection_hits
+
+    is_detect = np.isin(y, [classes.index(c) for c in detect])
+    out = []
+    for t in SWEEP:
+        hits = detection_hits(scores, y, classes, detect, t)
+        out.append({"threshold": t,
+                    "recall": float(hits[is_detect].mean()) if is_detect.any() else None,
+                    "false_positive_rate": float(1 - hits[~is_detect].mean())
+                    if (~is_detect).any() else None})
+    return out
 
 
 def cross_validate(project: Project, index: dict, out_json: Path) -> dict:
     """Train and score one model per fold (see the module docstring); write and return."""
     from .augment import augment
     from .convert import convert, representative_set
-    from .evaluate import false_positive_rates, metrics, run_tflm
+    from .evaluate import (detection_hits, detection_recalls, false_positive_rates, metrics,
+                           run_tflm, tflm_probabilities)
     from .features import INPUT_SCALE, design
     from .featurestage import augment_roles, cached_features
     from .train import train_model
@@ -129,24 +153,27 @@ def cross_validate(project: Project, index: dict, out_json: Path) -> dict:
         q_test, y_test = cached_features(fe, audio[test])[0], labels[test]
         model, _ = train_model(project, data, out_json)
         tflite = convert(model, representative_set(project, data["train"][0]))
-        pred = run_tflm(tflite, q_test).argmax(1)
+        scores = tflm_probabilities(tflite, run_tflm(tflite, q_test))
+        pred = scores.argmax(1)
         float_pred = model.predict(floats(q_test), batch_size=256, verbose=0).argmax(1)
         held = [c for c, t in zip(clips, test) if t]
         m = metrics(y_test, pred, classes)
+        rule = (classes, spec.detect_classes, spec.detection.threshold)
         results.append({
             "fold": name, "train_windows": int(train.sum()), "validation_windows": int(val.sum()),
             "test_windows": int(test.sum()), "accuracy": m["accuracy"],
             "float_accuracy": float(np.mean(float_pred == y_test)),
             "per_class": m["per_class"], "confusion": m["confusion"],
-            "per_source": _per_source(held, y_test, pred),
-            "false_positive_rates": false_positive_rates(y_test, pred, classes,
-                                                         spec.detect_classes),
+            "detection_recalls": detection_recalls(scores, y_test, *rule),
+            "false_positive_rates": false_positive_rates(scores, y_test, *rule),
+            "per_source": _per_source(held, detection_hits(scores, y_test, *rule)),
+            "threshold_sweep": _sweep(scores, y_test, classes, spec.detect_classes),
         })
     done = [r for r in results if "accuracy" in r]
     result = {"method": cv.method, "classes": classes, "detect_classes": spec.detect_classes,
               "held_out_classes": (cv.classes or spec.detect_classes)
               if cv.method == "leave_one_recording_out" else classes,
-              "runtime": "tflm int8", "folds": results,
+              "runtime": "tflm int8", "threshold": spec.detection.threshold, "folds": results,
               "mean_accuracy": float(np.mean([r["accuracy"] for r in done])) if done else None}
     write_json(out_json, result)
     return result
@@ -168,21 +195,24 @@ def format_crossval(result: dict) -> str:
     how = ("leave one recording out of " + ", ".join(result["held_out_classes"])
            if result["method"] == "leave_one_recording_out" else "group k-fold by recording/speaker")
     lines = [f"cross-validation ({how}; {len(result['folds'])} folds, int8 under TFLM, "
-             f"on recordings each fold's model never heard):"]
+             f"on recordings each fold's model never heard; a window is detected when a detect "
+             f"class's score reaches detection.threshold {result['threshold']:g}, before "
+             f"smoothing):"]
     fp_worst: dict[str, float] = {}
     for r in result["folds"]:
         if "skipped" in r:
             lines.append(f"  {r['fold']}: skipped ({r['skipped']})")
             continue
-        recalls = ", ".join(f"{c} {_pct(v['recall'])}" for c, v in r["per_class"].items()
-                            if v["support"])
+        recalls = ", ".join(f"{c} {_pct(v['recall'])} of {v['windows']}"
+                            for c, v in r["detection_recalls"].items() if v["windows"])
         fps = ", ".join(f"{c} {_pct(v['rate'])} of {v['windows']}"
                         for c, v in r["false_positive_rates"].items() if v["windows"])
         lines.append(f"  {r['fold']}: {r['test_windows']} windows, accuracy "
-                     f"{_pct(r['accuracy'])} (float {_pct(r['float_accuracy'])}); recall {recalls}")
+                     f"{_pct(r['accuracy'])} (float {_pct(r['float_accuracy'])})")
+        if recalls:
+            lines.append(f"      detected: {recalls}")
         if fps:
-            lines.append(f"      false positives (predicted as {', '.join(result['detect_classes'])}): "
-                         f"{fps}")
+            lines.append(f"      false positives: {fps}")
         for c, v in r["false_positive_rates"].items():
             if v["rate"] is not None:
                 fp_worst[c] = max(fp_worst.get(c, 0.0), v["rate"])

@@ -11,6 +11,7 @@ runtime, through exactly the project's feature path:
      "accuracy", "per_class": {class: {"precision", "recall", "support"}},
      "confusion": [[...]],                    # rows true class, columns predicted
      "recordings": [{"recording", "class", "windows", "correct", "recall"}],
+     "threshold": detection.threshold,
      "false_positives": {non-detect class: {"windows", "false_positives", "rate"}},
      "failed": [{"file", "window", "true", "predicted", "score"}],
      "skipped": [{"file", "reason", "detail"}]}
@@ -20,7 +21,10 @@ Files are decoded and cut into windows exactly as the dataset index does
 silence (`_silence_` or `silence`). A sub-folder that is not a class, a file
 outside the class folders, and every file or window that yields nothing to score
 are listed in `skipped` with the reason; hidden files and folders are ignored.
-A spec class without a folder simply has support 0. `files` counts the files
+A spec class without a folder simply has support 0. Accuracy, recall per class and per
+recording are those of the top class (argmax); a false positive is a window of a
+class that does not detect where a detect class's probability reaches
+`detection.threshold` (the device's rule before smoothing). `files` counts the files
 with at least one window scored, `skipped_files` the files and folders of which
 nothing was scored, `dropped_windows` the silent windows of scored files.
 A recording is `dataset.source_id(file)` (the recording, or "speaker:<id>" for a
@@ -38,7 +42,7 @@ import numpy as np
 
 from . import audio, dataset
 from .errors import Problem, SpecError
-from .evaluate import TFLM_ARENA, false_positive_rates, metrics, run_tflm
+from .evaluate import TFLM_ARENA, false_positive_rates, metrics, run_tflm, tflm_probabilities
 from .features import INPUT_SCALE, INPUT_ZERO_POINT, design
 from .featurestage import cached_features
 from .spec import Project
@@ -157,7 +161,9 @@ def evaluate_folder(project: Project, tflite_path: Path, data_dir: Path) -> dict
     result["recordings"] = [{"recording": rec, "class": classes[c], "windows": n, "correct": k,
                              "recall": k / n} for (c, rec), (n, k) in sorted(per_rec.items())]
 
-    result["false_positives"] = false_positive_rates(y, pred, classes, spec.detect_classes)
+    result["threshold"] = spec.detection.threshold
+    result["false_positives"] = false_positive_rates(tflm_probabilities(tflite, out), y, classes,
+                                                     spec.detect_classes, spec.detection.threshold)
 
     result["failed"] = [{"file": r["file"], "window": r["window"], "true": r["label"],
                          "predicted": classes[p], "score": int(s.max())}
@@ -200,7 +206,8 @@ def format_folder_report(result: dict) -> str:
     lines += _table(["recording", "windows", "correct", "recall"],
                     [[x["recording"], x["windows"], x["correct"], _pct(x["recall"])]
                      for x in r["recordings"]])
-    lines += ["", f"false positives (windows predicted as {' or '.join(r['detect_classes'])}):"]
+    lines += ["", f"false positives (windows where {' or '.join(r['detect_classes'])} scores at "
+                  f"least detection.threshold {r['threshold']:g}, before smoothing):"]
     lines += _table(["class", "windows", "false pos.", "rate"],
                     [[c, v["windows"], v["false_positives"], _pct(v["rate"])]
                      for c, v in ((c, r["false_positives"][c]) for c in classes

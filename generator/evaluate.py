@@ -46,18 +46,49 @@ def metrics(y: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict:
             "confusion": cm.tolist()}
 
 
-def false_positive_rates(y: np.ndarray, pred: np.ndarray, classes: list[str],
-                         detect: list[str]) -> dict[str, dict]:
-    """Per class that does not detect: its windows, and the share predicted as a detect class."""
-    hits = np.isin(pred, [classes.index(c) for c in detect])
+def detected(scores: np.ndarray, classes: list[str], detect: list[str],
+             threshold: float) -> np.ndarray:
+    """[N, len(detect)] booleans: which detect classes' scores (probabilities) reach the
+    threshold in each window: the device's rule before smoothing and hysteresis."""
+    return scores[:, [classes.index(c) for c in detect]] >= threshold
+
+
+def detection_hits(scores: np.ndarray, y: np.ndarray, classes: list[str], detect: list[str],
+                   threshold: float) -> np.ndarray:
+    """Per window, whether the detector is right: a window of a detect class when its own
+    class fires, a window of any other class when no detect class fires."""
+    fired = detected(scores, classes, detect, threshold)
+    own = np.array([detect.index(classes[t]) if classes[t] in detect else -1 for t in y])
+    hit_own = fired[np.arange(len(y)), np.maximum(own, 0)]
+    return np.where(own >= 0, hit_own, ~fired.any(axis=1))
+
+
+def false_positive_rates(scores: np.ndarray, y: np.ndarray, classes: list[str],
+                         detect: list[str], threshold: float) -> dict[str, dict]:
+    """Per class that does not detect: its windows, and the share where a detect class fires
+    (score >= threshold)."""
+    fires = detected(scores, classes, detect, threshold).any(axis=1)
     out = {}
     for i, name in enumerate(classes):
         if name in detect:
             continue
         mine = y == i
         n = int(mine.sum())
-        out[name] = {"windows": n, "false_positives": int((hits & mine).sum()),
-                     "rate": float((hits & mine).sum() / n) if n else None}
+        out[name] = {"windows": n, "false_positives": int((fires & mine).sum()),
+                     "rate": float((fires & mine).sum() / n) if n else None}
+    return out
+
+
+def detection_recalls(scores: np.ndarray, y: np.ndarray, classes: list[str], detect: list[str],
+                      threshold: float) -> dict[str, dict]:
+    """Per detect class: its windows, and the share where its own score reaches the threshold."""
+    fired = detected(scores, classes, detect, threshold)
+    out = {}
+    for j, name in enumerate(detect):
+        mine = y == classes.index(name)
+        n = int(mine.sum())
+        out[name] = {"windows": n, "detected": int((fired[:, j] & mine).sum()),
+                     "recall": float((fired[:, j] & mine).sum() / n) if n else None}
     return out
 
 
@@ -86,6 +117,16 @@ def run_tflite(tflite: bytes, q: np.ndarray) -> np.ndarray:
         interp.invoke()
         rows.append(interp.get_tensor(out["index"]).reshape(-1).copy())
     return np.array(rows, dtype=np.int8).reshape(len(q), -1)
+
+
+def tflm_probabilities(tflite: bytes, raw: np.ndarray) -> np.ndarray:
+    """Raw int8 outputs as the probabilities the device compares with its threshold:
+    (q - zero_point) * scale of the output tensor."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    q = runtime.Interpreter.from_bytes(tflite, arena_size=TFLM_ARENA).get_output_details(0)
+    params = q["quantization_parameters"]
+    return (raw.astype(np.float64) - float(params["zero_points"][0])) * float(params["scales"][0])
 
 
 def run_tflm(tflite: bytes, q: np.ndarray) -> np.ndarray:
