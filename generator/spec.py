@@ -206,7 +206,7 @@ class Speed(Strict):
     @classmethod
     def _positive(cls, v: Range) -> Range:
         if v.min < 0.5 or v.max > 2:
-            raise ValueError("speed factors must lie in 0.5 .. 2")
+            raise ValueError(f"speed factors must lie in 0.5 .. 2, not {v.min:g} .. {v.max:g}")
         return v
 
 
@@ -548,7 +548,8 @@ def _cross_field_problems(spec: ProjectSpec, pos: Positions) -> list[Problem]:
         elif cls in spec.detect_classes:
             out.append(pos.problem(("augmentation", "background", "classes", i),
                                    f"'{cls}' is a detect class; a background must be a class "
-                                   f"that does not detect ({', '.join(spec.detect_classes)} do)"))
+                                   f"that does not detect (detect classes: "
+                                   f"{', '.join(spec.detect_classes)})"))
     cv = spec.evaluation.cross_validation
     for i, cls in enumerate(cv.classes if cv else []):
         if cls not in spec.classes:
@@ -587,8 +588,8 @@ def load_spec(path: str | Path, display: str | None = None) -> Project:
     folder = spec.augmentation.background.folder
     if folder is not None and not (path.parent / folder).is_dir():
         problems.append(pos.problem(("augmentation", "background", "folder"),
-                                    f"background folder {folder} is not a folder (looked at "
-                                    f"{(path.parent / folder).resolve()})"))
+                                    f"background folder {folder} is not a folder (paths are "
+                                    f"relative to the spec file)"))
     if problems:
         raise SpecError(problems)
     return Project(spec=spec, path=path.resolve(), positions=pos)
