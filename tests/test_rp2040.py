@@ -111,7 +111,9 @@ def test_context_derives_every_constant_from_spec_and_board(models_free_blob=b"\
     assert ctx["pdm_clock_hz"] == project.spec.audio.sample_rate * 64
     assert ctx["arena_bytes"] == 4321 + project.spec.arena.margin + 15 & ~15
     assert ctx["arena_section"] == ".uninitialized_data.mf_tensor_arena"
-    assert ctx["threshold_q15"] == q15(0.6) and ctx["release_q15"] == q15(0.5)
+    det = project.spec.detection
+    assert ctx["threshold_q15"] == q15(det.threshold)
+    assert ctx["release_q15"] == q15(det.threshold - det.hysteresis)
     assert ctx["resolver_ops"] == sorted(ANALYSIS["resolver"])
 
 
@@ -272,18 +274,19 @@ def test_detector_smooths_thresholds_and_holds_with_hysteresis(detector_lib):
     def step(alarm):
         return detector_lib.mf_detector_update(det, scores(q15(alarm), q15(1 - alarm)))
 
-    # fire_alarm: smoothing 3, threshold 0.6, hysteresis 0.1; only 'alarm' (index 0) detects.
+    # fire_alarm: smoothing 3, threshold 0.8, hysteresis 0.1; only 'alarm' (index 0) detects.
     detector_lib.mf_detector_reset(det)
-    assert step(0.9) == 0      # mean 0.9 >= 0.6: on
-    assert step(0.2) == 0      # mean 0.55, still >= 0.5 (threshold - hysteresis): held
-    assert step(0.1) == -1     # mean 0.4 < 0.5: off
-    assert step(0.9) == -1     # mean 0.4
-    assert step(0.9) == 0      # mean 0.633: on
+    assert step(0.9) == 0      # mean 0.9 >= 0.8: on
+    assert step(0.6) == 0      # mean 0.75, still >= 0.7 (threshold - hysteresis): held
+    assert step(0.4) == -1     # mean 0.633 < 0.7: off
+    assert step(0.9) == -1     # mean 0.633
+    assert step(0.95) == -1    # mean 0.75: above the release level, below the threshold
+    assert step(0.95) == 0     # mean 0.933: on
     detector_lib.mf_detector_reset(det)
-    assert step(0.55) == -1    # above the release level but never reached the threshold
+    assert step(0.75) == -1    # above the release level but never reached the threshold
     assert step(0.0) == -1     # 'background' high, but it does not detect
     detector_lib.mf_detector_smoothed.restype = ctypes.c_int16
-    assert detector_lib.mf_detector_smoothed(det, 1) == (q15(0.45) + q15(1.0)) // 2
+    assert detector_lib.mf_detector_smoothed(det, 1) == (q15(0.25) + q15(1.0)) // 2
     assert detector_lib.mf_detector_top(det) == 1
 
 
