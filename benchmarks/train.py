@@ -1,6 +1,7 @@
 """Full model build time of an example (target < 5 min for fire_alarm on the 2-core machine):
 dataset index -> features (augmented, cold feature cache) -> train -> int8 convert ->
-analyze (TFLM arena bisection) -> evaluate (float / int8 / TFLM), with the spec's real settings.
+analyze (TFLM arena bisection) -> evaluate (float / int8 / TFLM) -> cross-validation (one model
+per fold, when the spec sets evaluation.cross_validation), with the spec's real settings.
 
     python benchmarks/train.py [projects/fire_alarm.yaml] [--warm] [--keep DIR]
 
@@ -56,9 +57,14 @@ def main() -> int:
         stage("convert", to_tflite, project, art.keras_model, art.features, art.tflite)
         stage("analyze", analyze, project, art.tflite, art.analysis)
         stage("evaluate", evaluate, project, art.keras_model, art.tflite, art.features, art.evaluation)
+        if project.spec.evaluation.cross_validation is not None:
+            from generator.crossval import cross_validate, format_crossval
+            stage("crossval", cross_validate, project, results["index"], art.crossval)
         print()
         print(format_analysis(results["analyze"]))
         print(format_evaluation(results["evaluate"]))
+        if "crossval" in results:
+            print(format_crossval(results["crossval"]))
         print()
         for name, seconds in times.items():
             print(f"{name:>9}: {seconds:7.1f} s")
