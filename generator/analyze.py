@@ -33,33 +33,17 @@ from pathlib import Path
 
 import numpy as np
 
+from . import tflm_ops
 from .errors import SpecError
 from .fileio import write_json
 from .spec import Project
+from .variant import ARENA_ALIGN, arena_size
 
-ARENA_ALIGN = 16  # TFLM aligns arena allocations to 16 bytes; sizes are kept multiples
 ARENA_LIMIT = 64 * 1024 * 1024  # a model that does not run in this much arena does not run
-
-# Op names whose resolver method is not the CamelCase of the schema name.
-_RESOLVER_EXCEPTIONS = {
-    "BATCH_MATMUL": "AddBatchMatMul", "PADV2": "AddPadV2", "SPLIT_V": "AddSplitV",
-    "REVERSE_V2": "AddReverseV2", "SELECT_V2": "AddSelectV2",
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
-    "L2_NORMALIZATION": "AddL2Normalization", "LOGISTIC": "AddLogistic",
-    "EMBEDDING_LOOKUP": "AddEmbeddingLookup", "SVDF": "AddSvdf",
-}
-
 
 def schema():
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
     return schema_py_generated
-
-
-def resolver_method(op: str) -> str:
-    """The MicroMutableOpResolver method registering builtin `op` (CONV_2D -> AddConv2D)."""
-    if op in _RESOLVER_EXCEPTIONS:
-        return _RESOLVER_EXCEPTIONS[op]
-    return "Add" + "".join(p.upper() if p[0].isdigit() else p.capitalize() for p in op.split("_"))
 
 
 def _op_names() -> dict[int, str]:
@@ -78,17 +62,6 @@ def _tensor_info(t, types: dict[int, str]) -> dict:
     if len(scale) == 1:
         info.update(scale=scale[0], zero_point=zero[0])
     return info
-
-
-def _macs(op: str, weights: list[int], out_shape: list[int]) -> int:
-    out = int(np.prod(out_shape)) if out_shape else 0
-    if op == "CONV_2D":       # weights [out_ch, kh, kw, in_ch]
-        return out * int(np.prod(weights[1:]))
-    if op == "DEPTHWISE_CONV_2D":  # weights [1, kh, kw, out_ch]
-        return out * weights[1] * weights[2]
-    if op == "FULLY_CONNECTED":    # weights [units, inputs]
-        return out * weights[1]
-    return 0
 
 
 def read_layers(tflite: bytes) -> tuple[list[dict], dict, dict]:
@@ -116,10 +89,12 @@ def read_layers(tflite: bytes) -> tuple[list[dict], dict, dict]:
         out = g.tensors[op.outputs[0]]
         weights = [int(v) for v in consts[0][0].shape] if consts else []
         out_shape = [int(v) for v in out.shape]
+        entry = tflm_ops.OPS.get(name)
         layers.append({
-            "index": i, "op": name, "version": int(code.version), "resolver": resolver_method(name),
+            "index": i, "op": name, "version": int(code.version),
+            "resolver": entry.resolver if entry else None,  # None: not in tflm_ops.OPS
             "output": out.name.decode(), "output_shape": out_shape,
-            "macs": _macs(name, weights, out_shape),
+            "macs": entry.macs(weights, out_shape) if entry else None,
             "params": sum(int(np.prod(t.shape)) for t, _ in consts),
             "weight_bytes": sum(n for _, n in consts),
         })
@@ -201,17 +176,13 @@ def analyze(project: Project, tflite_path: Path, out_json: Path) -> dict:
         measured = measure_arena(tflite, io_in["shape"])
     except RuntimeError as exc:
         raise _unsupported(project, layers, str(exc)) from None
-    arena = project.spec.arena
-    needed = measured + arena.margin
-    if arena.size == "auto":
-        size = -(-needed // ARENA_ALIGN) * ARENA_ALIGN
-    elif arena.size < needed:
+    unknown = sorted({x["op"] for x in layers if x["resolver"] is None})
+    if unknown:
         raise SpecError(project.positions.problem(
-            ("arena", "size"), f"arena of {arena.size} bytes is too small: the model needs "
-                               f"{needed} ({measured} measured with the TFLM runtime + "
-                               f"{arena.margin} margin); set size: auto or at least {needed}"))
-    else:
-        size = int(arena.size)
+            ("model", "architecture"), str(tflm_ops.UnknownOp(", ".join(unknown)))))
+    arena = arena_size(project.spec.arena, measured, ("arena", "size"))
+    if arena.problem(project) is not None:
+        raise SpecError(arena.problem(project))
     result = {
         "model_bytes": len(tflite),
         "ops": sorted(ops.values(), key=lambda o: o["op"]),
@@ -221,9 +192,9 @@ def analyze(project: Project, tflite_path: Path, out_json: Path) -> dict:
         "params": sum(x["params"] for x in layers),
         "weight_bytes": sum(x["weight_bytes"] for x in layers),
         "input": io_in, "output": io_out,
-        "arena": {"measured_bytes": measured, "margin": arena.margin, "bytes": size,
+        "arena": {"measured_bytes": measured, "margin": arena.margin, "bytes": arena.bytes,
                   "align": ARENA_ALIGN, "runtime": "tflite_micro Python interpreter"},
-        "arena_bytes": size,
+        "arena_bytes": arena.bytes,
     }
     write_json(out_json, result)
     return result

@@ -37,6 +37,7 @@ def _display(path: Path) -> str:
 def cmd_validate(args) -> int:
     from .boards import load_board
     from .checks import check_project
+    from .features import design
     from .spec import load_spec
     failed = False
     for spec_path in args.specs:
@@ -47,11 +48,11 @@ def cmd_validate(args) -> int:
             print(exc, file=sys.stderr)
             failed = True
             continue
-        s = project.spec
+        s, fe = project.spec, design(project.spec)
         variants = ", ".join(f"{t.name} ({load_board(t.board).title})" for t in s.targets)
         print(f"{_display(Path(spec_path))}: ok — {len(s.classes)} classes, input "
-              f"{s.num_frames}x{s.num_bins} {s.features.kind}, hop {s.hop_samples} samples "
-              f"({1000 * s.hop_samples / s.audio.sample_rate:g} ms); variants: {variants}")
+              f"{fe.num_frames}x{fe.num_bins} {fe.kind}, hop {fe.hop_samples} samples "
+              f"({1000 * fe.hop_samples / fe.sample_rate:g} ms); variants: {variants}")
     return 2 if failed else 0
 
 

@@ -113,7 +113,8 @@ def _check_model(project: Project, tflite: bytes, tflite_path: Path) -> None:
     details = runtime.Interpreter.from_bytes(tflite, arena_size=TFLM_ARENA).get_input_details(0)
     shape = [int(v) for v in details["shape"]]
     q = details["quantization_parameters"]
-    want = [1, spec.num_frames, spec.num_bins, 1]
+    fe = design(spec)
+    want = [1, fe.num_frames, fe.num_bins, 1]
     if (shape != want or details["dtype"] != np.int8 or list(q["scales"]) != [INPUT_SCALE]
             or list(q["zero_points"]) != [INPUT_ZERO_POINT]):
         raise SpecError(Problem(str(tflite_path), 0, 0, (

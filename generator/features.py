@@ -101,7 +101,24 @@ class FrontEnd:
 
     @property
     def hop_samples(self) -> int:
+        """Samples per streaming hop: the one place the hop is computed."""
         return self.hop_frames * self.frame_step
+
+    @property
+    def hop_us(self) -> int:
+        """Microseconds per hop, rounded down (the firmware's MF_HOP_US)."""
+        return self.hop_samples * 1_000_000 // self.sample_rate
+
+    @property
+    def frame_us(self) -> int:
+        """Microseconds between frame starts, rounded down."""
+        return self.frame_step * 1_000_000 // self.sample_rate
+
+    def describe(self) -> str:
+        """One line for humans: the input map and how it is made."""
+        return (f"{self.num_frames} frames x {self.num_bins} {self.kind} bins ({self.frame_length}-"
+                f"sample frames every {self.frame_step} samples at {self.sample_rate} Hz); hop "
+                f"{self.hop_samples} samples ({1000 * self.hop_samples / self.sample_rate:g} ms)")
 
     def constants(self) -> dict:
         """JSON-able values of every field (for generated-file hashes)."""

@@ -24,7 +24,8 @@ GPR17 holds 2 bits per bank (00 unused, 01 OCRAM, 10 DTCM, 11 ITCM); GPR16
 bit 0 INIT_ITCM_EN, bit 1 INIT_DTCM_EN, bit 2 FLEXRAM_BANK_CFG_SEL (use GPR17,
 not the fuses); GPR14 bits 19:16 CM7_CFGITCMSZ and 23:20 CM7_CFGDTCMSZ, coded
 0 = none, 3 = 4 KB ... 10 = 512 KB (log2(KB) + 1). Banks are assigned like the
-SDK's FLEXRAM_AllocateRam(): OCRAM from bank 0, then DTCM, then ITCM.
+SDK's FLEXRAM_AllocateRam(): OCRAM from bank 0, then DTCM, then ITCM. The
+registers' addresses are the SoC's (boards/soc/imxrt1062.yaml, `flexram.iomuxc_gpr`).
 """
 
 from __future__ import annotations
@@ -38,8 +39,6 @@ from .boards import Board
 # ELF check after the build verifies the real sizes.
 HEADROOM = 0.125
 
-GPR_BASE = 0x400AC000
-GPR14_OFFSET, GPR16_OFFSET, GPR17_OFFSET = 0x38, 0x40, 0x44
 BANK_UNUSED, BANK_OCRAM, BANK_DTCM, BANK_ITCM = 0, 1, 2, 3
 GPR14_ITCMSZ_SHIFT, GPR14_DTCMSZ_SHIFT = 16, 20
 GPR14_TCMSZ_MASK = 0xFF << 16

@@ -1,11 +1,10 @@
-"""The model and its labels as C: an aligned const array and a labels header.
+"""The model as C: an aligned const array and its header.
 
 `model_source(project, tflite_bytes)` returns (header_text, source_text) of
 model_data.h / model_data.cc: `alignas(16) const uint8_t <name>_model_data[]`
-and `<name>_model_data_len`, named from the project. `labels_header(project)`
-returns labels.h: `<name>_labels[]`, the class names in output order as
-C-escaped string literals, and `<NAME>_NUM_LABELS`. Rendered from
-templates/common/{model_data.h,model_data.cc,labels.h}.j2; the headers name the
+and `<name>_model_data_len`, named from the project (the class names reach C
+through config.h's MF_CLASS_NAMES). Rendered from
+templates/common/{model_data.h,model_data.cc}.j2; the headers name the
 spec and hash their inputs (no timestamps), so equal inputs give equal files.
 """
 
@@ -30,11 +29,3 @@ def model_source(project: Project, tflite_bytes: bytes) -> tuple[str, str]:
     ctx.update(model_len=len(tflite_bytes), model_bytes=tflite_bytes, header_name=HEADER_NAME)
     return (env.get_template("common/model_data.h.j2").render(**ctx),
             env.get_template("common/model_data.cc.j2").render(**ctx))
-
-
-def labels_header(project: Project) -> str:
-    """labels.h text: the class names in output order."""
-    classes = list(project.spec.classes)
-    ctx = _context(project, {"name": project.spec.name, "classes": classes})
-    ctx.update(symbol=project.spec.name, classes=classes)
-    return environment().get_template("common/labels.h.j2").render(**ctx)

@@ -42,22 +42,6 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "report": ("name", "description", "targets", "detection.classes", "evaluation"),
 }
 
-# The generator modules each stage runs; a change to their code rebuilds the stage.
-STAGE_MODULES: dict[str, tuple[str, ...]] = {
-    "index": ("dataset.py", "audio.py", "synthetic.py"),
-    "features": ("featurestage.py", "features.py", "augment.py", "audio.py"),
-    "model": ("train.py", "zoo.py"),
-    "tflite": ("convert.py",),
-    "analysis": ("analyze.py",),
-    "evaluation": ("evaluate.py",),
-    "crossval": ("crossval.py", "featurestage.py", "features.py", "augment.py", "train.py",
-                 "zoo.py", "convert.py", "evaluate.py"),
-    "firmware": ("firmware", "targets.py", "render.py", "features.py", "model_c.py", "flexram.py",
-                 "cmsis.py", "uf2.py"),
-    "report": ("report.py", "crossval.py", "dataset.py"),
-}
-
-
 def spec_slice(spec: ProjectSpec, stage: str, target: Target | None = None) -> str:
     """Canonical JSON of the part of the spec that `stage` reads."""
     data = spec.model_dump(mode="json")
@@ -90,21 +74,42 @@ def dataset_listing(root: Path) -> str:
     return "\n".join(entries)
 
 
-def _module_files(stage: str) -> list[Path]:
-    base = REPO / "generator"
-    out: list[Path] = []
-    for name in STAGE_MODULES[stage]:
-        p = base / name
-        if p.is_dir():
-            out += sorted(p.rglob("*.py"))
-        elif p.exists():
-            out.append(p)
+@functools.lru_cache(maxsize=None)
+def action_imports() -> dict[str, tuple[str, ...]]:
+    """{stage: the generator modules its act_<stage> function imports}, read from this file."""
+    import ast
+
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("act_"):
+            out[node.name[4:]] = tuple(sorted(
+                f"generator.{n.module}" for n in ast.walk(node)
+                if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module))
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def stage_modules(stage: str) -> tuple[Path, ...]:
+    """The source files of the code a stage runs: everything its action's imports reach in
+    the package's import graph (generator.depgraph), plus, where targets.py is reached, the
+    family modules it loads by name and the files they copy. Derived, never hand-listed: editing a
+    module rebuilds exactly the stages that run it. pipeline.py itself is left out: its
+    actions only call the stages."""
+    from .depgraph import closure, module_file, module_graph
+    from .targets import FAMILIES
+
+    graph = module_graph()
+    modules = closure(graph, list(action_imports()[stage]))
+    data: list[Path] = []
+    if "generator.targets" in modules:  # it imports the family modules by name
+        modules |= closure(graph, [f.module for f in FAMILIES.values()])
+        data = [REPO / "generator" / f for fam in FAMILIES.values() for f in fam.data_files]
+    return tuple(sorted({module_file(m) for m in modules} | set(data)))
+
+
 def _template_files() -> list[Path]:
-    """Every template: a family's templates may include another family's (RT1062 reuses
-    the RP2040 model module), so the firmware stage depends on the whole tree."""
+    """Every template: each variant renders its family's tree and templates/common."""
     return sorted(p for p in (REPO / "templates").rglob("*") if p.is_file())
 
 
@@ -205,7 +210,7 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
     """Add a project's targets to `env`; returns {stage: nodes} and registers aliases."""
     from SCons.Script import Action, Alias, Value  # imported here: only SConstruct needs SCons
 
-    from .boards import BOARDS_DIR, load_board
+    from .boards import board_files, load_board
     from .targets import output_files
 
     spec = project.spec
@@ -218,7 +223,7 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
         nodes = env.Command(
             [str(t) for t in targets],
             [str(s) if isinstance(s, (str, Path)) else s for s in sources] + [Value(spec_slice(spec, name, target_obj))]
-            + [str(p) for p in _module_files(name)],
+            + [str(p) for p in stage_modules(name)],
             Action(_user_errors(action), _quiet(name + (f" {target_obj.name}" if target_obj else ""))),
             **base_env, **extra)
         return nodes
@@ -253,7 +258,7 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
         outs = [out_dir / f for f in output_files(project, target, load_board(target.board))]
         variant_nodes[target.name] = stage(
             "firmware", outs,
-            [art.tflite, art.analysis, BOARDS_DIR / f"{target.board}.yaml"] + templates,
+            [art.tflite, art.analysis, *board_files(target.board)] + templates,
             act_firmware, target, VARIANT=target.name, OUT_DIR=str(out_dir))
         Alias(f"{rel.with_suffix('')}/{target.name}", variant_nodes[target.name])
     nodes["firmware"] = [n for v in variant_nodes.values() for n in v]

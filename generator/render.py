@@ -77,18 +77,3 @@ def render_file(env: jinja2.Environment, template: str, out: Path, context: dict
     """Render one template to `out` (written only if changed). Returns True if written."""
     text = env.get_template(template).render(**context)
     return write_if_changed(out, text)
-
-
-def render_tree(env: jinja2.Environment, template_dir: str, out_dir: Path, context: dict) -> list[Path]:
-    """Render every `*.j2` under templates/<template_dir> into out_dir, mirroring the tree.
-
-    Returns the list of generated paths (all of them, written or unchanged).
-    """
-    base = Path(env.loader.searchpath[0]) / template_dir  # type: ignore[attr-defined]
-    outputs = []
-    for src in sorted(base.rglob("*.j2")):
-        rel = src.relative_to(base)
-        out = out_dir / str(rel)[:-3]
-        render_file(env, f"{template_dir}/{rel.as_posix()}", out, context)
-        outputs.append(out)
-    return outputs

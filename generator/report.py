@@ -23,6 +23,7 @@ def _block(text: str) -> str:
 def build_report(project: Project, art: Artifacts) -> str:
     from .analyze import format_analysis
     from .crossval import format_crossval
+    from .features import design
     from .dataset import memory_warnings, summarize
     from .evaluate import format_evaluation
 
@@ -34,10 +35,7 @@ def build_report(project: Project, art: Artifacts) -> str:
     if spec.description:
         lines += [spec.description, ""]
     lines += [
-        f"Input: {spec.num_frames} frames x {spec.num_bins} {spec.features.kind} bins "
-        f"({spec.features.frame_length}-sample frames every {spec.features.frame_step} samples "
-        f"at {spec.audio.sample_rate} Hz); hop {spec.hop_samples} samples "
-        f"({1000 * spec.hop_samples / spec.audio.sample_rate:g} ms).", "",
+        f"Input: {design(spec).describe()}.", "",
         "## Data", "", _block(summarize(index)),
         "## Model", "", _block(format_analysis(analysis)),
         "## Evaluation (test split)", "", _block(format_evaluation(evaluation)),

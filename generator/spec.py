@@ -494,21 +494,6 @@ class ProjectSpec(Strict):
             seen[ident] = name
         return names
 
-    # Derived facts, stated once here and used by every stage.
-    @property
-    def num_frames(self) -> int:
-        f = self.features
-        return 1 + (self.audio.clip_samples - f.frame_length) // f.frame_step
-
-    @property
-    def num_bins(self) -> int:
-        f = self.features
-        return f.fft_size // 2 + 1 if f.kind == "spectrogram" else f.mel_bands
-
-    @property
-    def hop_samples(self) -> int:
-        return self.detection.hop_frames * self.features.frame_step
-
     @property
     def detect_classes(self) -> list[str]:
         if self.detection.classes:

@@ -1,7 +1,8 @@
 """Firmware families: from a board's SoC to the module that renders its project.
 
-Each family module provides `render(project, target, board, analysis,
-tflite_bytes, out_dir) -> list[Path]` and `check_target(...)`. The files a
+Each family module provides `render(variant, analysis, tflite_bytes, out_dir)
+-> list[Path]` and `check_target(variant) -> list[Problem]`, both on a
+generator.variant.Variant. The files a
 family writes are known here, without importing it (the build graph lists them
 on every run, and a no-op build must stay fast): its template tree mirrored,
 templates/common/, and the family's extra files.
@@ -25,11 +26,12 @@ PLAN_FILE = "flexram_plan.json"  # RT1062: the FlexRAM plan the firmware was ren
 class Family:
     module: str
     templates: str  # folder under templates/
-    extra_files: tuple[str, ...]
+    extra_files: tuple[str, ...]  # written besides the templates
+    data_files: tuple[str, ...] = ()  # files of generator/ the family copies into its projects
 
 
 FAMILIES = {
-    "rp2040": Family("generator.firmware.rp2040", "rp2040", (UF2_SCRIPT,)),
+    "rp2040": Family("generator.firmware.rp2040", "rp2040", (UF2_SCRIPT,), (UF2_SCRIPT,)),
     "imxrt1062": Family("generator.firmware.imxrt", "imxrt1062", (PLAN_FILE,)),
 }
 
@@ -45,4 +47,6 @@ def output_files(project: Project, target: Target, board: Board) -> list[str]:
 
 def render_target(project: Project, target: Target, board: Board, analysis: dict,
                   tflite_bytes: bytes, out_dir: Path) -> list[Path]:
-    return family(board).render(project, target, board, analysis, tflite_bytes, out_dir)
+    from .variant import resolve
+    return family(board).render(resolve(project, target, board, analysis), analysis,
+                                tflite_bytes, out_dir)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from .features import design
 from .spec import CompactCnn, DsCnn, GuideCnn, ProjectSpec
 
 # Keras' default 0.99 lags on small data sets (a few dozen steps per epoch):
@@ -35,7 +36,8 @@ BN_MOMENTUM = 0.9
 
 def input_shape(spec: ProjectSpec) -> tuple[int, int, int]:
     """The model input (frames, bins, channels) the features of `spec` fill."""
-    return (spec.num_frames, spec.num_bins, 1)
+    fe = design(spec)
+    return (fe.num_frames, fe.num_bins, 1)
 
 
 def _guide_cnn(m: GuideCnn, inputs, n_classes: int):

@@ -84,13 +84,13 @@ def build_tflite(project) -> bytes:
     import keras
 
     from generator.convert import convert, representative_set
-    from generator.zoo import build_model
+    from generator.zoo import input_shape, build_model
 
     keras.backend.clear_session()  # layer names (kept in the flatbuffer) restart from scratch
     keras.utils.set_random_seed(0)
     model = build_model(project.spec)
     rng = np.random.default_rng(0)
-    x = rng.integers(-128, 128, size=(16, project.spec.num_frames, project.spec.num_bins, 1))
+    x = rng.integers(-128, 128, size=(16, *input_shape(project.spec)))
     return convert(model, representative_set(project, (x / 128).astype(np.float32)))
 
 

@@ -13,6 +13,7 @@ from conftest import REPO
 from generator.boards import load_board
 from generator.errors import SpecError
 from generator.firmware import imxrt
+from generator.variant import resolve
 from generator.spec import load_spec
 
 ANALYSIS = {"arena": {"measured_bytes": 30000}, "model_bytes": 4096,
@@ -29,7 +30,7 @@ def _target(spec_path: Path, name: str):
 @pytest.mark.parametrize("name", ["evkb", "teensy"])
 def test_render_writes_the_declared_files_from_one_plan(tmp_path, name):
     project, target, board = _target(REPO / "projects" / "fire_alarm.yaml", name)
-    files = imxrt.render(project, target, board, ANALYSIS, MODEL, tmp_path)
+    files = imxrt.render(resolve(project, target, board, ANALYSIS), ANALYSIS, MODEL, tmp_path)
     assert sorted(str(f.relative_to(tmp_path)) for f in files) == imxrt.output_files(project, target, board)
     plan = json.loads((tmp_path / imxrt.PLAN_FILE).read_text())
     dtcm, itcm, gpr17 = plan["dtcm_size"], plan["itcm_size"], plan["gpr17"]
@@ -62,8 +63,8 @@ def test_render_writes_the_declared_files_from_one_plan(tmp_path, name):
 
 def test_render_is_deterministic(tmp_path):
     project, target, board = _target(REPO / "projects" / "fire_alarm.yaml", "teensy")
-    a = {f.name: f.read_bytes() for f in imxrt.render(project, target, board, ANALYSIS, MODEL, tmp_path / "a")}
-    b = {f.name: f.read_bytes() for f in imxrt.render(project, target, board, ANALYSIS, MODEL, tmp_path / "b")}
+    a = {f.name: f.read_bytes() for f in imxrt.render(resolve(project, target, board, ANALYSIS), ANALYSIS, MODEL, tmp_path / "a")}
+    b = {f.name: f.read_bytes() for f in imxrt.render(resolve(project, target, board, ANALYSIS), ANALYSIS, MODEL, tmp_path / "b")}
     assert a == b
 
 
@@ -88,20 +89,20 @@ def test_big_arena_refused_at_its_line(tmp_path):
     spec = _spec(tmp_path, BASE.replace("RATE", "16000").replace(
         "ARENA", "    arena:\n      size: 600000\n"))
     project, target, board = _target(spec, "teensy")
-    problems = imxrt.check_target(project, target, board, None)
+    problems = imxrt.check_target(resolve(project, target, board))
     assert len(problems) == 1
     p = problems[0]
     assert (p.line, p.col) == (10, 13)
     assert "DTCM needs" in p.message and "too many" in p.message
     with pytest.raises(SpecError):
-        imxrt.render(project, target, board, {"arena": {"measured_bytes": 600000}, "resolver": []},
-                     MODEL, tmp_path / "out")
+        big = {"arena": {"measured_bytes": 600000}, "resolver": []}
+        imxrt.render(resolve(project, target, board, big), big, MODEL, tmp_path / "out")
 
 
 def test_sample_rate_the_sai_clock_cannot_make(tmp_path):
     spec = _spec(tmp_path, BASE.replace("RATE", "44100").replace("ARENA", ""))
     project, target, board = _target(spec, "teensy")
-    (p,) = imxrt.check_target(project, target, board, None)
+    (p,) = imxrt.check_target(resolve(project, target, board))
     assert (p.line, p.col) == (2, 22)
     assert "16000" in p.message and "48000" in p.message
 
@@ -109,7 +110,7 @@ def test_sample_rate_the_sai_clock_cannot_make(tmp_path):
 def test_pin_override_refused(tmp_path):
     spec = _spec(tmp_path, BASE.replace("RATE", "16000").replace("ARENA", "    led_pin: 3\n"))
     project, target, board = _target(spec, "teensy")
-    (p,) = imxrt.check_target(project, target, board, None)
+    (p,) = imxrt.check_target(resolve(project, target, board))
     assert "pin overrides are not supported" in p.message and p.line == 8
 
 

@@ -18,6 +18,7 @@ from generator.convert import to_tflite
 from generator.dataset import build_index, load_split
 from generator.evaluate import evaluate
 from generator.features import compute_batch, design
+from generator.zoo import input_shape
 from generator.spec import load_spec
 from generator.train import train
 
@@ -64,5 +65,5 @@ def test_fire_alarm_end_to_end(shared_data, tmp_path):
     measured = analysis["arena"]["measured_bytes"]
     assert A.runs_with_arena(data, measured, analysis["input"]["shape"])[0]
     assert not A.runs_with_arena(data, measured - A.ARENA_ALIGN, analysis["input"]["shape"])[0]
-    assert analysis["input"]["shape"] == [1, project.spec.num_frames, project.spec.num_bins, 1]
+    assert analysis["input"]["shape"] == [1, *input_shape(project.spec)]
     assert analysis["macs"] < 1_000_000

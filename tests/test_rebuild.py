@@ -18,9 +18,10 @@ pytestmark = pytest.mark.slow
 STAGE_LINE = re.compile(r"^\[demo\] (\w+)(?: (\w+))?$", re.M)
 
 
-def _scons(spec: Path, build: Path) -> tuple[set[str], str]:
+def _scons(spec: Path, build: Path, *flags: str) -> tuple[set[str], str]:
     proc = subprocess.run(
-        [sys.executable, "-m", "SCons", "-C", str(REPO), "-Q", f"spec={spec}", f"build_dir={build}", "demo"],
+        [sys.executable, "-m", "SCons", "-C", str(REPO), "-Q", *flags, f"spec={spec}",
+         f"build_dir={build}", "demo"],
         capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ran = {" ".join(filter(None, m.groups())) for m in STAGE_LINE.finditer(proc.stdout)}
@@ -60,8 +61,8 @@ def test_led_pin_edit_rebuilds_only_that_firmware(built):
     ran, _ = _scons(spec, build)
     assert ran == {"firmware pico", "report"}
     assert model.stat().st_mtime_ns == before
-    config = (build / "demo" / "firmware" / "pico").rglob("*config*.h")
-    assert any("15" in p.read_text() for p in config)
+    main = (build / "demo" / "firmware" / "pico" / "main.cpp").read_text()
+    assert "#define LED_PIN (15U)" in main
 
 
 def test_threshold_edit_does_not_retrain(built):
@@ -77,3 +78,25 @@ def test_class_list_edit_retrains(built):
     ran, _ = _scons(spec, build)
     assert {"index", "features", "model", "tflite", "analysis", "evaluation",
             "firmware pico", "firmware teensy", "report"} <= ran
+
+
+@pytest.mark.parametrize("module", ["report.py", "zoo.py", "tflm_ops.py", "uf2.py", "dataset.py"])
+def test_editing_a_module_reruns_exactly_the_stages_that_run_it(built, module):
+    """A dry run after editing one generator module lists the stages whose derived code
+    (pipeline.stage_modules) holds it, and no other."""
+    from generator import pipeline
+
+    spec, build, _ = built
+    _scons(spec, build)  # whatever earlier tests left, up to date first
+    path = REPO / "generator" / module
+    expected = set()
+    for stage in pipeline.STAGE_SECTIONS:
+        if path in pipeline.stage_modules(stage) and stage != "crossval":  # demo has none
+            expected |= {"firmware pico", "firmware teensy"} if stage == "firmware" else {stage}
+    text = path.read_text()
+    try:
+        path.write_text(text + "\n# edited by test_rebuild\n")
+        ran, _ = _scons(spec, build, "-n")
+    finally:
+        path.write_text(text)
+    assert ran == expected

@@ -23,7 +23,10 @@ from generator import uf2
 from generator.boards import load_board
 from generator.errors import SpecError
 from generator.firmware import rp2040
+from generator.targets import output_files
+from generator.variant import resolve
 from generator.firmware.common import q15, template_names
+from generator.features import design
 from generator.spec import load_spec
 
 from conftest import REPO, assert_golden
@@ -67,7 +70,8 @@ def models():
 
     def get(project):
         s = project.spec
-        key = (s.num_frames, s.num_bins, len(s.classes))
+        fe = design(s)
+        key = (fe.num_frames, fe.num_bins, len(s.classes))
         if key not in cache:
             cache[key] = _tiny_model(*key)
         return cache[key]
@@ -90,14 +94,14 @@ def test_rendered_tree_matches_golden(tmp_path, models, spec, target):
     board = load_board(t.board)
     blob = models(project)
     analysis = dict(ANALYSIS, model_bytes=len(blob))
-    files = rp2040.render_rp2040(project, t, board, analysis, blob, tmp_path)
+    files = rp2040.render(resolve(project, t, board, analysis), analysis, blob, tmp_path)
     names = sorted(str(f.relative_to(tmp_path)) for f in files)
-    assert names == rp2040.output_files(project, t, board)
+    assert names == output_files(project, t, board)
     for f in files:
         assert_golden(GOLDEN / f"{spec}_{target}" / f.relative_to(tmp_path), f.read_text())
     # Same inputs, same bytes: a second render writes nothing.
     stamps = {f: f.stat().st_mtime_ns for f in files}
-    rp2040.render_rp2040(project, t, board, analysis, blob, tmp_path)
+    rp2040.render(resolve(project, t, board, analysis), analysis, blob, tmp_path)
     assert stamps == {f: f.stat().st_mtime_ns for f in files}
 
 
@@ -105,7 +109,8 @@ def test_context_derives_every_constant_from_spec_and_board(models_free_blob=b"\
     project = _project("fire_alarm")
     t = _target(project, "micromod")
     board = load_board(t.board)
-    ctx = rp2040.context(project, t, board, dict(ANALYSIS, model_bytes=64), models_free_blob)
+    analysis = dict(ANALYSIS, model_bytes=64)
+    ctx = rp2040.context(resolve(project, t, board, analysis), analysis, models_free_blob)
     assert ctx["board"].sdk_board == "sparkfun_micromod"
     assert ctx["mic"] == {"data_pin": board.microphone.data_pin, "clock_pin": board.microphone.clock_pin}
     assert ctx["pdm_clock_hz"] == project.spec.audio.sample_rate * 64
@@ -121,7 +126,7 @@ def test_context_derives_every_constant_from_spec_and_board(models_free_blob=b"\
 
 def _problems(project, target_name, analysis, board=None):
     t = _target(project, target_name)
-    return rp2040.check_target(project, t, board or load_board(t.board), analysis)
+    return rp2040.check_target(resolve(project, t, board or load_board(t.board), analysis))
 
 
 def test_arena_above_ram_region_is_a_spec_error_at_the_arena_line():
@@ -131,8 +136,9 @@ def test_arena_above_ram_region_is_a_spec_error_at_the_arena_line():
     assert "exceeds" in probs[0].message and "RAM" in probs[0].message
     assert probs[0].path.endswith("fire_alarm.yaml") and probs[0].line > 0
     with pytest.raises(SpecError):
-        rp2040.render_rp2040(project, _target(project, "pico"), load_board("rpi_pico"),
-                             dict(ANALYSIS, arena={"measured_bytes": 250_000}), b"\0", Path("/nonexistent"))
+        big = dict(ANALYSIS, arena={"measured_bytes": 250_000})
+        rp2040.render(resolve(project, _target(project, "pico"), load_board("rpi_pico"), big), big,
+                      b"\0", Path("/nonexistent"))
 
 
 def test_hop_shorter_than_estimated_budget_is_reported_at_hop_frames():
@@ -228,8 +234,8 @@ def _render_common(tmp_path, spec="fire_alarm", target="pico"):
     """The whole tree rendered; returns the portable (templates/common) files in it."""
     project = _project(spec)
     t = _target(project, target)
-    rp2040.render_rp2040(project, t, load_board(t.board), dict(ANALYSIS, model_bytes=4), b"\0" * 4,
-                         tmp_path)
+    analysis = dict(ANALYSIS, model_bytes=4)
+    rp2040.render(resolve(project, t, load_board(t.board), analysis), analysis, b"\0" * 4, tmp_path)
     return [tmp_path / rel for rel in template_names("common")]
 
 

@@ -10,6 +10,7 @@ from conftest import REPO
 from generator import cli
 from generator.boards import all_boards, load_board
 from generator.checks import check_project
+from generator.features import design
 from generator.errors import SpecError
 from generator.spec import c_identifier, load_spec
 from generator.yamlpos import loads
@@ -27,8 +28,9 @@ def test_examples_validate(path):
 def test_fire_alarm_derived_shape():
     spec = load_spec(REPO / "projects" / "fire_alarm.yaml").spec
     # 1 s at 16 kHz, 512-sample frames every 512 samples: 31 frames of 32 mel bands.
-    assert (spec.num_frames, spec.num_bins) == (31, 32)
-    assert spec.hop_samples == 512
+    fe = design(spec)
+    assert (fe.num_frames, fe.num_bins) == (31, 32)
+    assert fe.hop_samples == 512
     assert spec.detect_classes == ["alarm"]
 
 

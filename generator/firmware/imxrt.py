@@ -1,13 +1,13 @@
 """i.MX RT1062 firmware: an MCUXpresso SDK (armgcc CMake) project per target.
 
-`render(project, target, board, analysis, tflite_bytes, out_dir) -> list[Path]`
-(alias `render_imxrt`) plans the FlexRAM split from the build's size estimates
+`render(variant, analysis, tflite_bytes, out_dir) -> list[Path]` plans the
+FlexRAM split from the build's size estimates
 (generator.flexram), then renders templates/imxrt1062/*.j2 and the
 target-neutral templates/common/*.j2 from one context, and writes the plan as
-flexram_plan.json. `check_target(project, target, board, analysis)` returns the
+flexram_plan.json. `check_target(variant)` returns the
 spec problems (file:line) that make a target impossible: a FlexRAM split that
 cannot hold it, a sample rate the SAI clock cannot divide, pin overrides.
-`output_files(project, target, board)` lists every file render writes.
+generator.targets.output_files lists every file render writes.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from ..boards import Board
 from ..errors import Problem, SpecError
 from ..flexram import Plan, PlanError, Sizes, plan
 from ..render import content_hash, environment, header
-from ..spec import Project, Target
 from .. import cmsis
 from ..fileio import write_json
 from ..targets import PLAN_FILE, output_files
-from .common import arena_bytes, block_comment, common_context, render_tree, target_index
-from .rp2040 import kernel_context
+from ..variant import Variant
+from .common import block_comment, common_context, render_tree
 
 FAMILY = "imxrt1062"
 ARENA_SECTION = ".tensor_arena"  # linker.ld: NOLOAD, in DTCM
@@ -72,44 +71,42 @@ def _pow2_at_least(n: int) -> int:
     return size
 
 
-def dma_buffer_bytes(project: Project) -> int:
+def dma_buffer_bytes(v: Variant) -> int:
     """Two ping-pong buffers of one hop of 32-bit I2S samples."""
-    return 2 * project.spec.hop_samples * SAI_WORD_BITS // 8
+    return 2 * v.frontend.hop_samples * SAI_WORD_BITS // 8
 
 
-def estimate_sizes(project: Project, target: Target, board: Board, arena: int) -> Sizes:
-    spec = project.spec
-    features = spec.num_frames * spec.num_bins + 2 * spec.features.fft_size * 2 + \
-        spec.audio.clip_samples // spec.features.frame_step * 4
-    dtcm = arena + board.imxrt.stack_bytes + DATA_BSS_ESTIMATE + features
-    ocram = _pow2_at_least(dma_buffer_bytes(project)) + board.imxrt.heap_bytes
+def estimate_sizes(v: Variant, arena: int) -> Sizes:
+    fe = v.frontend
+    # feature map + the FFT's q15 in/out buffers + a 32-bit word per frame of the clip
+    features = fe.num_frames * fe.num_bins + 2 * fe.fft_size * 2 + fe.num_frames * 4
+    dtcm = arena + v.board.imxrt.stack_bytes + DATA_BSS_ESTIMATE + features
+    ocram = _pow2_at_least(dma_buffer_bytes(v)) + v.board.imxrt.heap_bytes
     return Sizes(itcm_code=ITCM_CODE_ESTIMATE, dtcm=dtcm, ocram=ocram)
 
 
-def check_target(project: Project, target: Target, board: Board,
-                 analysis: dict | None) -> list[Problem]:
-    """Problems that make `target` impossible on `board`, each at its place in the spec."""
-    i = target_index(project, target)
+def check_target(v: Variant) -> list[Problem]:
+    """Problems that make variant `v` impossible on its board, each at its place in the spec."""
+    board, pos = v.board, v.project.positions
     out = []
-    if target.led_pin is not None or target.mic.data_pin is not None or target.mic.clock_pin is not None:
-        out.append(project.positions.problem(
-            ("targets", i, "board"), f"pin overrides are not supported on {board.title}: its pins "
-                                     f"are pads with fixed functions (SAI1, GPIO); edit "
-                                     f"boards/{board.id}.yaml instead"))
-    rate = project.spec.audio.sample_rate
+    if v.overridden:
+        out.append(pos.problem(
+            v.loc("board"), f"pin overrides are not supported on {board.title}: its pins "
+                            f"are pads with fixed functions (SAI1, GPIO); edit "
+                            f"boards/{board.id}.yaml instead"))
+    rate = v.frontend.sample_rate
     bclk = rate * 2 * SAI_WORD_BITS
     if not bclk_divisible(rate):
         ok = [r for r in range(4000, 48001, 1000) if bclk_divisible(r)]
-        out.append(project.positions.problem(
+        out.append(pos.problem(
             ("audio", "sample_rate"), f"{board.title}'s SAI1 clock ({sai_mclk_hz()} Hz) cannot be "
                                       f"divided to {bclk} Hz for {rate} Hz; use one of {ok}"))
-    arena = arena_bytes(project, target, analysis)
+    arena = v.arena.bytes
     if arena is not None:
         try:
-            plan(board, estimate_sizes(project, target, board, arena))
+            plan(board, estimate_sizes(v, arena))
         except PlanError as exc:
-            loc = ("targets", i, "arena", "size") if target.arena is not None else ("arena", "size")
-            out.append(project.positions.problem(loc, f"target '{target.name}': {exc}"))
+            out.append(pos.problem(v.arena.where, f"target '{v.name}': {exc}"))
     return out
 
 
@@ -173,16 +170,24 @@ def mpu_regions(board: Board, fp: Plan, ncache_origin: int, ncache_size: int) ->
 
 
 def memory_context(board: Board, fp: Plan, dma_bytes: int) -> dict:
-    """What the linker script, startup and MPU templates need: the plan and the memory map."""
+    """What the linker script, startup, MPU and build templates need: the plan, the memory map,
+    the FlexRAM registers (SoC file) and the mcux-sdk board folder the clock setup and the
+    FlexSPI NOR types come from (the board's own, or the one it borrows)."""
     ocram2 = board.regions("ocram")[0]
     ncache_size = _pow2_at_least(dma_bytes)
+    pool, borrowed = board.flexram, board.imxrt.sdk_files_from
     return dict(
         board=board, imx=board.imxrt, plan=fp, plan_summary=fp.summary(),
         mpu=mpu_regions(board, fp, ocram2.origin, ncache_size),
         ncache_origin=ocram2.origin, ncache_size=ncache_size,
         ocram=ocram2, ocram_flex=board.regions("flexram")[0], flash=board.region("FLASH"),
         boot=dict(fcb=BOOT_FCB_OFFSET, ivt=BOOT_IVT_OFFSET, vectors=BOOT_VECTORS_OFFSET,
-                  vectors_size=VECTORS_SIZE))
+                  vectors_size=VECTORS_SIZE),
+        gpr=pool.iomuxc_gpr,
+        fuse_kb=dict(itcm=pool.fuse_itcm_banks * pool.bank_size // 1024,
+                     dtcm=pool.fuse_dtcm_banks * pool.bank_size // 1024),
+        sdk_files=dict(folder=borrowed or board.sdk_board, borrowed=borrowed is not None,
+                       note=board.imxrt.sdk_files_note))
 
 
 def render_linker(board: Board, fp: Plan, dma_bytes: int, title: str) -> str:
@@ -193,39 +198,32 @@ def render_linker(board: Board, fp: Plan, dma_bytes: int, title: str) -> str:
     return environment().get_template(f"{FAMILY}/linker.ld.j2").render(**ctx)
 
 
-def context(project: Project, target: Target, board: Board, analysis: dict,
-            tflite_bytes: bytes) -> dict:
+def context(v: Variant, analysis: dict, tflite_bytes: bytes) -> dict:
     """The common firmware context plus the plan, memory map, pads and audio clocks."""
-    arena = arena_bytes(project, target, analysis)
-    sizes = estimate_sizes(project, target, board, arena)
-    fp = plan(board, sizes)
-    ctx = common_context(project, target, board, analysis, tflite_bytes, extra={"plan": fp.to_json()})
-    ctx.update(memory_context(board, fp, dma_buffer_bytes(project)))
+    sizes = estimate_sizes(v, v.arena.bytes)
+    fp = plan(v.board, sizes)
+    ctx = common_context(v, analysis, tflite_bytes, extra={"plan": fp.to_json()})
+    ctx.update(memory_context(v.board, fp, dma_buffer_bytes(v)))
     ctx.update(
         sizes=sizes,
-        sources=[f for f in output_files(project, target, board) if f.endswith((".c", ".cpp", ".cc"))],
+        sources=[f for f in output_files(v.project, v.target, v.board)
+                 if f.endswith((".c", ".cpp", ".cc"))],
         audio_pll=AUDIO_PLL, sai_mclk_hz=sai_mclk_hz(), sai_word_bits=SAI_WORD_BITS,
-        dma_buffer_bytes=dma_buffer_bytes(project),
-        arena_section=ARENA_SECTION, measured_arena=int(analysis["arena"]["measured_bytes"]),
-        model_symbol=f"{project.spec.name}_model_data",
+        dma_buffer_bytes=dma_buffer_bytes(v),
+        arena_section=ARENA_SECTION,
         cmsis_dsp_sources=list(cmsis.SOURCES),
         cmsis_portable_sources=list(cmsis.PORTABLE_SOURCES),
-        cmsis_portable_flags=list(cmsis.PORTABLE_FLAGS),
-        **kernel_context(analysis, ctx["resolver_ops"]))
+        cmsis_portable_flags=list(cmsis.PORTABLE_FLAGS))
     return ctx
 
 
-def render(project: Project, target: Target, board: Board, analysis: dict,
-           tflite_bytes: bytes, out_dir: Path) -> list[Path]:
-    problems = check_target(project, target, board, analysis)
+def render(v: Variant, analysis: dict, tflite_bytes: bytes, out_dir: Path) -> list[Path]:
+    problems = check_target(v)
     if problems:
         raise SpecError(problems)
-    ctx = context(project, target, board, analysis, tflite_bytes)
-    print(f"[{project.name}] {target.name}: {ctx['plan_summary']}")
-    written = render_tree(project, FAMILY, ctx, tflite_bytes, out_dir)
+    ctx = context(v, analysis, tflite_bytes)
+    print(f"[{v.project.name}] {v.name}: {ctx['plan_summary']}")
+    written = render_tree(v.project, FAMILY, ctx, tflite_bytes, out_dir)
     write_json(out_dir / PLAN_FILE, ctx["plan"].to_json())
     written.append(out_dir / PLAN_FILE)
     return sorted(written)
-
-
-render_imxrt = render
