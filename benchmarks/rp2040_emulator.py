@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{m.group(7) if m else '-':>7} {m.group(8) if m else '-':>7}{'' if ok else '  MISMATCH'}")
     print(f"outputs equal to the host on {same}/{len(host)} clips; emulated per hop at 125 MHz: "
           f"DSP {np.mean(dsp):.0f} us (max {max(dsp, default=0)}), inference {np.mean(inf):.0f} us "
-          f"(max {max(inf, default=0)}), hop {spec.hop_samples * 1e6 / spec.audio.sample_rate:.0f} us")
+          f"(max {max(inf, default=0)}), hop {features.design(spec).hop_us} us")
     return 0 if same == len(host) else 1
 
 

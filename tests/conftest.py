@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -22,6 +23,33 @@ def assert_golden(path: Path, actual: str) -> None:
         return
     expected = path.read_text()
     assert actual == expected, f"{path} differs; MICFORGE_UPDATE_GOLDEN=1 refreshes it deliberately"
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_model(num_frames: int, num_bins: int, num_classes: int) -> bytes:
+    """A fixed-weight int8 CNN of the spec's input shape (deterministic bytes)."""
+    import numpy as np
+    import tensorflow as tf
+
+    # Tensor names reach the flatbuffer: name every layer, so the bytes do not depend on
+    # how many Keras models other tests built before this one.
+    tf.keras.utils.set_random_seed(0)
+    inp = tf.keras.Input((num_frames, num_bins, 1), batch_size=1, name="features")
+    x = tf.keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="conv")(inp)
+    x = tf.keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = tf.keras.layers.Flatten(name="flatten")(x)
+    out = tf.keras.layers.Dense(num_classes, activation="softmax", name="head")(x)
+    model = tf.keras.Model(inp, out, name="tiny")
+    rng = np.random.default_rng(0)
+    reps = [rng.uniform(-1, 1, (1, num_frames, num_bins, 1)).astype(np.float32) for _ in range(4)]
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([r] for r in reps)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
 
 
 @pytest.fixture(scope="session")

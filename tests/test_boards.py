@@ -122,7 +122,7 @@ def test_a_new_rp2040_board_renders(boards_dir, tmp_path):
     cmake = (out / "CMakeLists.txt").read_text()
     assert 'set(PICO_BOARD adafruit_feather_rp2040 CACHE STRING "pico-sdk board (Adafruit Feather' in cmake
     assert "--base 0x10000000" in cmake
-    main = (out / "main.cpp").read_text()
+    main = (out / "mf_board.c").read_text()
     assert "#define LED_PIN (13U)" in main
 
 

@@ -61,7 +61,7 @@ def test_led_pin_edit_rebuilds_only_that_firmware(built):
     ran, _ = _scons(spec, build)
     assert ran == {"firmware pico", "report"}
     assert model.stat().st_mtime_ns == before
-    main = (build / "demo" / "firmware" / "pico" / "main.cpp").read_text()
+    main = (build / "demo" / "firmware" / "pico" / "mf_board.c").read_text()
     assert "#define LED_PIN (15U)" in main
 
 

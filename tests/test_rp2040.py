@@ -1,8 +1,6 @@
-"""RP2040 firmware renderer: golden trees, target checks, UF2, PDM decimator, portable C modules.
+"""RP2040 firmware renderer: context, target checks, UF2, PDM decimator, portable C modules.
 
-The golden trees are rendered from a tiny int8 model built here with fixed weights (so its
-bytes do not depend on training) and a fixed analysis. MICFORGE_UPDATE_GOLDEN=1 refreshes them.
-The portable C modules are compiled for cortex-m0plus with arm-none-eabi-gcc -Wall -Werror, and
+(The rendered trees of both families are golden-tested in test_targets.py.) The portable C modules are compiled for cortex-m0plus with arm-none-eabi-gcc -Wall -Werror, and
 the detector is run on the host through ctypes.
 """
 
@@ -31,51 +29,11 @@ from generator.spec import load_spec
 
 from conftest import REPO, assert_golden
 
-GOLDEN = REPO / "tests" / "golden" / "rp2040"
-EXAMPLES = [("fire_alarm", "pico"), ("fire_alarm", "micromod"), ("keywords", "pico"), ("demo", "pico")]
-
-
-def _tiny_model(num_frames: int, num_bins: int, num_classes: int) -> bytes:
-    """A fixed-weight int8 CNN of the spec's input shape (deterministic bytes)."""
-    import tensorflow as tf
-
-    # Tensor names reach the flatbuffer: name every layer, so the bytes do not depend on
-    # how many Keras models other tests built before this one.
-    tf.keras.utils.set_random_seed(0)
-    inp = tf.keras.Input((num_frames, num_bins, 1), batch_size=1, name="features")
-    x = tf.keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="conv")(inp)
-    x = tf.keras.layers.MaxPooling2D(2, name="pool")(x)
-    x = tf.keras.layers.Flatten(name="flatten")(x)
-    out = tf.keras.layers.Dense(num_classes, activation="softmax", name="head")(x)
-    model = tf.keras.Model(inp, out, name="tiny")
-    rng = np.random.default_rng(0)
-    reps = [rng.uniform(-1, 1, (1, num_frames, num_bins, 1)).astype(np.float32) for _ in range(4)]
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([r] for r in reps)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return conv.convert()
 
 
 ANALYSIS = {"arena": {"measured_bytes": 4321}, "model_bytes": 0, "macs": 60000,
             "input": {"dtype": "int8", "shape": [1, 31, 32, 1]},
             "resolver": ["AddConv2D", "AddFullyConnected", "AddMaxPool2D", "AddReshape", "AddSoftmax"]}
-
-
-@pytest.fixture(scope="module")
-def models():
-    cache = {}
-
-    def get(project):
-        s = project.spec
-        fe = design(s)
-        key = (fe.num_frames, fe.num_bins, len(s.classes))
-        if key not in cache:
-            cache[key] = _tiny_model(*key)
-        return cache[key]
-    return get
 
 
 def _project(name):
@@ -84,25 +42,6 @@ def _project(name):
 
 def _target(project, name):
     return next(t for t in project.spec.targets if t.name == name)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("spec,target", EXAMPLES)
-def test_rendered_tree_matches_golden(tmp_path, models, spec, target):
-    project = _project(spec)
-    t = _target(project, target)
-    board = load_board(t.board)
-    blob = models(project)
-    analysis = dict(ANALYSIS, model_bytes=len(blob))
-    files = rp2040.render(resolve(project, t, board, analysis), analysis, blob, tmp_path)
-    names = sorted(str(f.relative_to(tmp_path)) for f in files)
-    assert names == output_files(project, t, board)
-    for f in files:
-        assert_golden(GOLDEN / f"{spec}_{target}" / f.relative_to(tmp_path), f.read_text())
-    # Same inputs, same bytes: a second render writes nothing.
-    stamps = {f: f.stat().st_mtime_ns for f in files}
-    rp2040.render(resolve(project, t, board, analysis), analysis, blob, tmp_path)
-    assert stamps == {f: f.stat().st_mtime_ns for f in files}
 
 
 def test_context_derives_every_constant_from_spec_and_board(models_free_blob=b"\0" * 64):

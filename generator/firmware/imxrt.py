@@ -211,6 +211,7 @@ def context(v: Variant, analysis: dict, tflite_bytes: bytes) -> dict:
         audio_pll=AUDIO_PLL, sai_mclk_hz=sai_mclk_hz(), sai_word_bits=SAI_WORD_BITS,
         dma_buffer_bytes=dma_buffer_bytes(v),
         arena_section=ARENA_SECTION,
+        ready_extra=f" flexram=itcm:{fp.itcm_banks},dtcm:{fp.dtcm_banks},ocram:{fp.ocram_banks}",
         cmsis_dsp_sources=list(cmsis.SOURCES),
         cmsis_portable_sources=list(cmsis.PORTABLE_SOURCES),
         cmsis_portable_flags=list(cmsis.PORTABLE_FLAGS))

@@ -160,6 +160,7 @@ def context(v: Variant, analysis: dict, tflite_bytes: bytes) -> dict:
         flash=board.region("FLASH"), uf2_family=UF2_FAMILY_ID,
         arena_section=ARENA_SECTIONS[board.arena_region],
         led_pin=v.pins["led_pin"],
+        ready_extra="",
         mic={"data_pin": v.pins["mic.data_pin"], "clock_pin": v.pins["mic.clock_pin"]},
         pio_block=board.microphone.peripheral, pio_sm=0, dma_channel=board.microphone.dma_channel,
         pdm_clock_hz=v.mic_clock_hz, decimation=PDM_DECIMATION,
