@@ -121,7 +121,9 @@ def cmd_evaluate(args) -> int:
             print(f"{spec_display}: no built model at {_display(tflite)}; "
                   f"run micforge build {spec_display} first", file=sys.stderr)
             return 2
-        result = evaluate_folder(project, tflite, Path(args.data))
+        streaming = Artifacts.for_project(project.name, build_dir).streaming
+        calibration = json.loads(streaming.read_text()) if streaming.is_file() else None
+        result = evaluate_folder(project, tflite, Path(args.data), calibration)
     except SpecError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -115,6 +115,7 @@ def cross_validate(project: Project, index: dict, out_json: Path) -> dict:
     from .features import INPUT_SCALE, design
     from .featurestage import augment_roles, cached_features
     from .train import train_model
+    from .variant import detection_threshold
 
     spec = project.spec
     cv = spec.evaluation.cross_validation
@@ -133,6 +134,8 @@ def cross_validate(project: Project, index: dict, out_json: Path) -> dict:
         c, clip_seconds, spec.dataset.split.segment_seconds)) < cv.validation for c in clips])
     fe = design(spec)
     roles = augment_roles(project)
+    # threshold: auto is calibrated after training, on the full model's streams: folds use 0.5
+    threshold = detection_threshold(project) or 0.5
 
     def floats(q):
         return (q.astype(np.float32) * INPUT_SCALE)[..., None]
@@ -158,7 +161,7 @@ def cross_validate(project: Project, index: dict, out_json: Path) -> dict:
         float_pred = model.predict(floats(q_test), batch_size=256, verbose=0).argmax(1)
         held = [c for c, t in zip(clips, test) if t]
         m = metrics(y_test, pred, classes)
-        rule = (classes, spec.detect_classes, spec.detection.threshold)
+        rule = (classes, spec.detect_classes, threshold)
         results.append({
             "fold": name, "train_windows": int(train.sum()), "validation_windows": int(val.sum()),
             "test_windows": int(test.sum()), "accuracy": m["accuracy"],
@@ -173,7 +176,7 @@ def cross_validate(project: Project, index: dict, out_json: Path) -> dict:
     result = {"method": cv.method, "classes": classes, "detect_classes": spec.detect_classes,
               "held_out_classes": (cv.classes or spec.detect_classes)
               if cv.method == "leave_one_recording_out" else classes,
-              "runtime": "tflm int8", "threshold": spec.detection.threshold, "folds": results,
+              "runtime": "tflm int8", "threshold": threshold, "folds": results,
               "mean_accuracy": float(np.mean([r["accuracy"] for r in done])) if done else None}
     write_json(out_json, result)
     return result

@@ -46,6 +46,7 @@ from .evaluate import TFLM_ARENA, false_positive_rates, metrics, run_tflm, tflm_
 from .features import INPUT_SCALE, INPUT_ZERO_POINT, design
 from .featurestage import cached_features
 from .spec import Project
+from .variant import detection_threshold
 
 FAILED_SHOWN = 20
 
@@ -122,9 +123,12 @@ def _check_model(project: Project, tflite: bytes, tflite_path: Path) -> None:
             f"(scale 1/128) of {project.name}'s features; rebuild it with micforge build")))
 
 
-def evaluate_folder(project: Project, tflite_path: Path, data_dir: Path) -> dict:
-    """Score every window under `data_dir` with the model; the dict of the module docstring."""
+def evaluate_folder(project: Project, tflite_path: Path, data_dir: Path,
+                    calibration: dict | None = None) -> dict:
+    """Score every window under `data_dir` with the model; the dict of the module docstring.
+    `calibration` (analysis/streaming.json) gives the threshold of `threshold: auto`."""
     spec = project.spec
+    threshold = detection_threshold(project, calibration) or 0.5
     classes = list(spec.classes)
     root = Path(data_dir)
     if not root.is_dir():
@@ -162,9 +166,9 @@ def evaluate_folder(project: Project, tflite_path: Path, data_dir: Path) -> dict
     result["recordings"] = [{"recording": rec, "class": classes[c], "windows": n, "correct": k,
                              "recall": k / n} for (c, rec), (n, k) in sorted(per_rec.items())]
 
-    result["threshold"] = spec.detection.threshold
+    result["threshold"] = threshold
     result["false_positives"] = false_positive_rates(tflm_probabilities(tflite, out), y, classes,
-                                                     spec.detect_classes, spec.detection.threshold)
+                                                     spec.detect_classes, threshold)
 
     result["failed"] = [{"file": r["file"], "window": r["window"], "true": r["label"],
                          "predicted": classes[p], "score": int(s.max())}

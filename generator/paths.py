@@ -67,6 +67,11 @@ class Artifacts:
     def crossval(self) -> Path:
         return self.root / "analysis" / "crossval.json"
 
+    # stage: streaming (the deployed detector on long streams; threshold calibration)
+    @property
+    def streaming(self) -> Path:
+        return self.root / "analysis" / "streaming.json"
+
     # stage: firmware, one folder per variant
     def firmware(self, variant: str) -> Path:
         return self.root / "firmware" / variant

@@ -38,6 +38,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "tflite": ("quantization",),
     "analysis": ("arena",),
     "evaluation": ("classes",),
+    "streaming": ("audio", "classes", "features", "detection", "evaluation.streaming"),
     "firmware": ("name", "audio", "features", "classes", "detection", "arena"),
     "report": ("name", "description", "targets", "detection.classes", "evaluation"),
 }
@@ -49,7 +50,7 @@ def spec_slice(spec: ProjectSpec, stage: str, target: Target | None = None) -> s
     for key in STAGE_SECTIONS[stage]:  # "section" or "section.field"
         section, _, field = key.partition(".")
         picked[key] = data[section][field] if field else data[section]
-    if stage in ("features", "crossval", "report"):
+    if stage in ("features", "crossval", "report", "streaming"):
         picked["detect_classes"] = spec.detect_classes  # the default depends on `classes`
     if target is not None:
         picked["target"] = target.model_dump(mode="json")
@@ -167,6 +168,13 @@ def act_crossval(target, source, env):
     print(format_crossval(result))
 
 
+def act_streaming(target, source, env):
+    from .streaming import format_streaming, write_streaming
+    result = write_streaming(_project(env), _load_json(source[0]), Path(str(source[1])),
+                             Path(str(target[0])))
+    print(format_streaming(result))
+
+
 def act_firmware(target, source, env):
     from .boards import load_board
     from .targets import render_target
@@ -175,7 +183,8 @@ def act_firmware(target, source, env):
     board = load_board(variant.board)
     analysis = _load_json(source[1])
     tflite = Path(str(source[0])).read_bytes()
-    render_target(project, variant, board, analysis, tflite, Path(env["OUT_DIR"]))
+    calibration = _load_json(source[2]) if project.spec.detection.threshold == "auto" else None
+    render_target(project, variant, board, analysis, tflite, Path(env["OUT_DIR"]), calibration)
 
 
 def act_report(target, source, env):
@@ -251,6 +260,13 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
     if spec.evaluation.cross_validation is not None:
         nodes["crossval"] = stage("crossval", [art.crossval], [art.dataset_index], act_crossval)
         report_inputs.append(art.crossval)
+    calibrated = []  # the firmware reads the streaming stage's threshold when it is auto
+    if spec.evaluation.streaming is not None:
+        nodes["streaming"] = stage("streaming", [art.streaming], [art.dataset_index, art.tflite],
+                                   act_streaming)
+        report_inputs.append(art.streaming)
+        if spec.detection.threshold == "auto":
+            calibrated = [art.streaming]
     variant_nodes = {}
     templates = _template_files()
     for target in spec.targets:
@@ -258,7 +274,7 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
         outs = [out_dir / f for f in output_files(project, target, load_board(target.board))]
         variant_nodes[target.name] = stage(
             "firmware", outs,
-            [art.tflite, art.analysis, *board_files(target.board)] + templates,
+            [art.tflite, art.analysis, *calibrated, *board_files(target.board)] + templates,
             act_firmware, target, VARIANT=target.name, OUT_DIR=str(out_dir))
         Alias(f"{rel.with_suffix('')}/{target.name}", variant_nodes[target.name])
     nodes["firmware"] = [n for v in variant_nodes.values() for n in v]

@@ -24,6 +24,7 @@ def build_report(project: Project, art: Artifacts) -> str:
     from .analyze import format_analysis
     from .crossval import format_crossval
     from .features import design
+    from .streaming import format_streaming
     from .dataset import memory_warnings, summarize
     from .evaluate import format_evaluation
 
@@ -43,6 +44,9 @@ def build_report(project: Project, art: Artifacts) -> str:
         *(["## Cross-validation (recordings unheard in training)", "",
              _block(format_crossval(json.loads(art.crossval.read_text())))]
           if art.crossval.exists() and spec.evaluation.cross_validation else []),
+        *(["## Streams (the deployed detector)", "",
+             _block(format_streaming(json.loads(art.streaming.read_text())))]
+          if art.streaming.exists() and spec.evaluation.streaming else []),
         "## Firmware", "",
         "| variant | board | folder |", "|---|---|---|",
     ]

@@ -396,7 +396,32 @@ class CrossValidation(Strict):
     seed: int = Field(0, description="Seed placing recordings in folds.")
 
 
+class Streaming(Strict):
+    minutes: float = Field(60, ge=0.5, le=1440, description="Length of each evaluation stream.")
+    event_gap_seconds: Range = Field(default_factory=lambda: Range(min=5, max=20),
+                                     description="Gap between inserted events, drawn per event.")
+    snr_db: Range = Field(default_factory=lambda: Range(min=0, max=20),
+                          description="Level of an event over the background under it (RMS).")
+    bed_gain_db: Range = Field(default_factory=lambda: Range(min=-6, max=6),
+                               description="Gain of each background clip of the bed.")
+    tolerance_seconds: float = Field(1.0, ge=0, le=10,
+                                     description="An onset up to this long after an event's end "
+                                                 "still detects it; other onsets in that time are "
+                                                 "not false alarms.")
+    debounce_seconds: float = Field(1.0, ge=0, le=60,
+                                    description="Onsets of one class closer than this merge.")
+    smoothing: list[int] = Field([1, 2, 3, 5], min_length=1,
+                                 description="Smoothing values swept (besides detection.smoothing).")
+    seed: int = Field(0, description="Seed of the streams.")
+
+
 class Evaluation(Strict):
+    streaming: Streaming | None = Field(
+        default_factory=Streaming,
+        description="Streams of the test split (and, for threshold: auto, of the validation "
+                    "split): background clips with detect-class events at known times, run "
+                    "through the device's per-hop front end, model and detector; scored as "
+                    "events (detection rate, false alarms per hour, latency). null: off.")
     cross_validation: CrossValidation | None = Field(
         None, description="Train one model per fold of whole recordings and score each on the "
                           "recordings it never heard (int8, TFLM): the generalisation figure. "
@@ -412,7 +437,12 @@ class Detection(Strict):
     hop_frames: int = Field(1, ge=1, le=64, description="New feature frames per inference; the "
                                                         "hop is hop_frames * frame_step samples.")
     smoothing: int = Field(3, ge=1, le=64, description="Scores are averaged over this many hops.")
-    threshold: float = Field(0.6, gt=0, lt=1, description="Smoothed score at which a class turns on.")
+    threshold: Union[Literal["auto"], Annotated[float, Field(gt=0, lt=1)]] = Field(
+        0.6, description="Smoothed score at which a class turns on; 'auto': the lowest threshold "
+                         "whose false alarms per hour on the validation stream meet "
+                         "false_alarms_per_hour (evaluation.streaming).")
+    false_alarms_per_hour: float | None = Field(
+        None, gt=0, description="The false-alarm budget threshold: auto calibrates to.")
     hysteresis: float = Field(0.1, ge=0, lt=1, description="It turns off below threshold - hysteresis.")
     classes: list[str] = Field(default_factory=list,
                                description="Classes that raise a detection (default: every class "
@@ -421,6 +451,11 @@ class Detection(Strict):
 
     @model_validator(mode="after")
     def _hysteresis_below_threshold(self) -> "Detection":
+        if self.threshold == "auto":
+            if self.false_alarms_per_hour is None:
+                raise ValueError("threshold: auto needs false_alarms_per_hour, the budget it "
+                                 "calibrates to")
+            return self
         if self.hysteresis >= self.threshold:
             raise ValueError(f"hysteresis ({self.hysteresis}) must be below threshold "
                              f"({self.threshold}) or the detection never turns off")
@@ -535,6 +570,10 @@ def _cross_field_problems(spec: ProjectSpec, pos: Positions) -> list[Problem]:
                                    f"'{cls}' is a detect class; a background must be a class "
                                    f"that does not detect (detect classes: "
                                    f"{', '.join(spec.detect_classes)})"))
+    if spec.detection.threshold == "auto" and spec.evaluation.streaming is None:
+        out.append(pos.problem(("detection", "threshold"),
+                               "threshold: auto calibrates on the validation stream; set "
+                               "evaluation.streaming (or give a number)"))
     cv = spec.evaluation.cross_validation
     for i, cls in enumerate(cv.classes if cv else []):
         if cls not in spec.classes:

@@ -46,7 +46,8 @@ def output_files(project: Project, target: Target, board: Board) -> list[str]:
 
 
 def render_target(project: Project, target: Target, board: Board, analysis: dict,
-                  tflite_bytes: bytes, out_dir: Path) -> list[Path]:
+                  tflite_bytes: bytes, out_dir: Path, calibration: dict | None = None) -> list[Path]:
+    """Render one variant; `calibration` is the streaming evaluation (threshold: auto)."""
     from .variant import resolve
-    return family(board).render(resolve(project, target, board, analysis), analysis,
+    return family(board).render(resolve(project, target, board, analysis, calibration), analysis,
                                 tflite_bytes, out_dir)

@@ -65,6 +65,15 @@ class ArenaSize:
                         f"{self.margin} margin); set size: auto or at least {self.needed}")
 
 
+def detection_threshold(project: Project, calibration: dict | None = None) -> float | None:
+    """The detection threshold in force: the spec's number, or for `threshold: auto` the one
+    the streaming evaluation chose (analysis/streaming.json); None while auto is uncalibrated."""
+    det = project.spec.detection
+    if det.threshold != "auto":
+        return float(det.threshold)
+    return None if calibration is None else float(calibration["threshold"])
+
+
 def arena_size(arena: Arena, measured: int | None, where: tuple) -> ArenaSize:
     return ArenaSize(setting=arena.size, margin=arena.margin, measured=measured, where=where)
 
@@ -84,6 +93,7 @@ class Variant:
     overridden: frozenset[str]   # which of `pins` the target sets itself
     mic_clock_hz: int
     macs: int | None             # the model's, from the analysis
+    threshold: float | None      # detection threshold in force (detection_threshold)
 
     @property
     def name(self) -> str:
@@ -110,7 +120,8 @@ def mic_clock_hz(sample_rate: int, board: Board) -> int:
     return sample_rate * factor
 
 
-def resolve(project: Project, target: Target, board: Board, analysis: dict | None = None) -> Variant:
+def resolve(project: Project, target: Target, board: Board, analysis: dict | None = None,
+            calibration: dict | None = None) -> Variant:
     """Every derived fact of `target` on `board` (see the module docstring)."""
     spec = project.spec
     index = next(i for i, t in enumerate(spec.targets) if t.name == target.name)
@@ -125,4 +136,5 @@ def resolve(project: Project, target: Target, board: Board, analysis: dict | Non
         outputs=tuple(target.outputs if target.outputs is not None else spec.detection.outputs),
         pins=MappingProxyType(pins), overridden=overridden,
         mic_clock_hz=mic_clock_hz(spec.audio.sample_rate, board),
-        macs=int(analysis["macs"]) if analysis and "macs" in analysis else None)
+        macs=int(analysis["macs"]) if analysis and "macs" in analysis else None,
+        threshold=detection_threshold(project, calibration))

@@ -27,6 +27,16 @@ def q15(value: float) -> int:
     return min(Q15_ONE - 1, max(0, round(value * Q15_ONE)))
 
 
+def q15_multiplier(scale: float) -> tuple[int, int]:
+    """(scale_q31, shift) as model.cpp derives them from the output scale at boot (float32
+    frexpf and lroundf), so that mf_score_q15 gives ((q - zero point) * scale_q31) >> (16 + shift)."""
+    import numpy as np
+
+    mantissa, exponent = np.frexp(np.float32(scale))
+    value = np.float32(mantissa) * np.float32(2147483648.0) * np.float32(0.5)
+    return int(np.floor(value + np.float32(0.5))), int(-exponent - 1)
+
+
 def resolver_ops(analysis: dict) -> list[str]:
     """The MicroMutableOpResolver Add* method names the model needs, sorted and unique."""
     return sorted(set(analysis["resolver"]))
@@ -67,7 +77,8 @@ def common_context(v: Variant, analysis: dict, tflite_bytes: bytes,
         classes=list(spec.classes),
         class_idents=[c_identifier(c) for c in spec.classes],
         detect_flags=detect_classes(project),
-        threshold_q15=q15(det.threshold), release_q15=q15(det.threshold - det.hysteresis),
+        threshold=v.threshold, hysteresis=det.hysteresis,
+        threshold_q15=q15(v.threshold), release_q15=q15(v.threshold - det.hysteresis),
         smoothing=det.smoothing, hop_frames=fe.hop_frames, hop_samples=fe.hop_samples,
         hop_us=fe.hop_us, num_frames=fe.num_frames, num_bins=fe.num_bins,
         fe=template_values(fe),  # templates/common/mf_features.*, mf_stream.*
