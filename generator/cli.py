@@ -4,6 +4,7 @@
     micforge build SPEC [--variant V]  build a project (or one variant) with SCons
     micforge verify SPEC               bit-exact check of C features against Python
     micforge evaluate SPEC --data DIR  score a folder of labelled recordings with the built model
+    micforge simulate SPEC --variant V FILE...  the device's serial lines for audio files (host)
     micforge boards                    list the board catalogue
     micforge schema [-o FILE]          write the spec JSON schema for editors
     micforge clean [SPEC]              remove build outputs
@@ -133,6 +134,32 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_simulate(args) -> int:
+    from .fileio import write_json
+    from .simulate import SimulateError, load, simulate_files
+    from .spec import load_spec
+    spec_display = _display(Path(args.spec))
+    try:
+        project = load_spec(args.spec, spec_display)
+        build_dir = Path(args.build_dir).resolve() if args.build_dir else None
+        sim = load(project, args.variant, build_dir, spec_display)
+        if sim.stale:
+            print(f"{spec_display}: note: {_display(sim.firmware_dir)} is out of date "
+                  f"({', '.join(sim.stale)} differ from the current render); simulating the "
+                  f"current render; run micforge build {spec_display} to update it",
+                  file=sys.stderr)
+        if not sim.serial:
+            print(f"{spec_display}: note: variant '{args.variant}' has no serial output: the "
+                  f"device prints no hop lines (--json has them)", file=sys.stderr)
+        result = simulate_files(sim, [Path(f) for f in args.files])
+    except (SpecError, SimulateError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
 def cmd_boards(args) -> int:
     from .boards import all_boards
     rows = [("id", "board", "core", "clock", "flash", "arena in", "mic")]
@@ -186,6 +213,14 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="also write the results to this JSON file")
     e.add_argument("--build-dir", help="where the build put its artifacts (default: build/)")
     e.set_defaults(func=cmd_evaluate)
+    m = sub.add_parser("simulate", help="run audio files through a variant's firmware core and "
+                                        "model on the host; print the device's serial lines")
+    m.add_argument("spec")
+    m.add_argument("--variant", required=True, help="the variant (targets[].name) to simulate")
+    m.add_argument("files", nargs="+", help="audio files (any rate and channels); each is a stream")
+    m.add_argument("--build-dir", help="where the build put its artifacts (default: build/)")
+    m.add_argument("--json", help="also write every hop's values to this JSON file")
+    m.set_defaults(func=cmd_simulate)
     sub.add_parser("boards", help="list boards").set_defaults(func=cmd_boards)
     s = sub.add_parser("schema", help="write the spec JSON schema")
     s.add_argument("-o", "--output")

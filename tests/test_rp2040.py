@@ -182,7 +182,9 @@ def _render_common(tmp_path, spec="fire_alarm", target="pico"):
     project = _project(spec)
     t = _target(project, target)
     analysis = dict(ANALYSIS, model_bytes=4)
-    rp2040.render(resolve(project, t, load_board(t.board), analysis), analysis, b"\0" * 4, tmp_path)
+    calibration = {"threshold": 0.7} if project.spec.detection.threshold == "auto" else None
+    rp2040.render(resolve(project, t, load_board(t.board), analysis, calibration), analysis,
+                  b"\0" * 4, tmp_path)
     return [tmp_path / rel for rel in template_names("common")]
 
 

@@ -46,7 +46,8 @@ def _render(spec: str, variant: str, out):
     blob = tiny_model(fe.num_frames, fe.num_bins, len(project.spec.classes))
     analysis = dict(ANALYSIS, model_bytes=len(blob),
                     input={"dtype": "int8", "shape": [1, fe.num_frames, fe.num_bins, 1]})
-    files = render_target(project, target, board, analysis, blob, out)
+    calibration = {"threshold": 0.7} if project.spec.detection.threshold == "auto" else None
+    files = render_target(project, target, board, analysis, blob, out, calibration)
     return project, target, board, files
 
 

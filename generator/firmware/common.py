@@ -16,6 +16,7 @@ from .. import model_c, tflm_ops
 from ..features import template_values
 from ..fileio import write_if_changed
 from ..render import content_hash, environment, header, render_file, template_names
+from ..errors import SpecError
 from ..spec import Project, c_identifier
 from ..variant import Variant
 
@@ -56,6 +57,10 @@ def common_context(v: Variant, analysis: dict, tflite_bytes: bytes,
                    extra: dict | None = None) -> dict:
     """Template values shared by all families; `extra` (JSON-able) joins the inputs hash."""
     project, spec, fe = v.project, v.project.spec, v.frontend
+    if v.threshold is None:
+        raise SpecError(project.positions.problem(
+            ("detection", "threshold"), "threshold: auto has no calibrated value yet: the "
+                                        "streaming stage chooses it (micforge build SPEC)"))
     values = {
         "spec": spec.model_dump(mode="json"), "target": v.target.model_dump(mode="json"),
         "board": v.board.model_dump(mode="json"), "model": content_hash(tflite_bytes.hex()),

@@ -7,18 +7,25 @@ UF2 writer (generator/uf2.py) next to them. `check_target(variant)` returns the
 spec problems (file:line) that make a target impossible on its board: a board
 without a PDM microphone, a PDM clock the PIO cannot make, an arena that does
 not fit its RAM region next to the firmware's own RAM, a hop shorter than the
-estimated DSP + inference time. generator.targets.output_files lists every file
-render writes.
+estimated DSP + inference time, a PDM ring that would need more than the DMA's wrap
+allows. generator.targets.output_files lists every file render writes.
 
 The project compiles only the TFLM kernels of the model's ops and registers int8-only kernels
 for int8 models (generator.tflm_ops); the PDM decimator's tables (`pdm_lut`) are computed here
 and land in flash. Figures measured with these settings (rp2040js, 125 MHz) set
 the budget constants below; benchmarks/rp2040_emulator.py reproduces them.
+
+The PDM DMA ring is sized per variant (`pdm_ring`): it holds one hop plus what arrives during
+the estimated DSP + inference (+ RING_MARGIN), rounded up to the power of two the DMA's address
+wrap needs, at most RING_MAX_BYTES (the wrap's limit); the context, the RAM estimate and the
+checks all read that one figure.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,13 +54,22 @@ CIC_ORDER = 3
 LUT_DIVISOR = 16
 GAIN_SHIFT = 1
 HPF_HZ = 20.0
-RING_BYTES = 8192  # 64 ms of 1-bit PDM at 1.024 MHz: room for a late hop
+# The PDM DMA ring (audio_in.c): the DMA writes it with an address wrap (CTRL.RING_SIZE, 4 bits:
+# the low 1..15 address bits change), so it is a power of two of at most 2^15 bytes, aligned to
+# its size. It must hold one hop plus the PDM bits that arrive while the loop runs the front end
+# and the model (the estimate below, + RING_MARGIN for the estimate's error and the serial line).
+RING_MAX_BITS = 15
+RING_MAX_BYTES = 1 << RING_MAX_BITS
+RING_MIN_BYTES = 1024
+RING_MARGIN = 0.10
+PDM_BYTES_PER_SAMPLE = PDM_DECIMATION // 8  # 1-bit PDM: decimation bits per output sample
 
 
 # RAM the firmware needs besides the arena and the feature/audio buffers that static_ram_bytes
 # adds: .data + .bss + heap + stacks of the fire_alarm Pico build (arm-none-eabi-gcc 12.2, pico-sdk
 # 2.2.0, USB + UART stdio): 33,592 bytes of RAM in all, of which 5,776 arena, 8,192 PDM ring and
-# ~6,700 stream/features state.
+# ~6,700 stream/features state. The ring's alignment also leaves a gap before .bss (6,728 bytes
+# in that build's plain firmware), counted in static_ram_bytes.
 FIRMWARE_RAM_BYTES = 16 * 1024
 # Time estimates for the budget check, measured in rp2040js at 125 MHz: inference 12,080 us for
 # the fire_alarm model's 92,672 MACs (16.3 cycles per MAC: conv, pooling, dense, softmax) and
@@ -99,16 +115,107 @@ def estimated_hop_us(v: Variant) -> float | None:
     return None if inf is None else v.frontend.hop_frames * frame_dsp_us(v) + inf
 
 
+def compute_us(v: Variant) -> float:
+    """DSP + inference microseconds per hop; the front end alone (a lower bound) while the
+    model's MACs are unknown (a spec checked before its model exists)."""
+    est = estimated_hop_us(v)
+    return v.frontend.hop_frames * frame_dsp_us(v) if est is None else est
+
+
+@dataclass(frozen=True)
+class PdmRing:
+    """The PDM DMA ring of a variant: what it must hold and the size it gets."""
+
+    need_bytes: int     # one hop + the bits that arrive during compute_us x (1 + RING_MARGIN)
+    bytes: int          # the power of two >= need_bytes (>= RING_MIN_BYTES), at most RING_MAX_BYTES
+    compute_us: float   # the estimate it was sized for
+    bytes_per_ms: float  # PDM bytes per millisecond (sample rate x decimation / 8)
+
+    @property
+    def bits(self) -> int:
+        """log2(bytes): the DMA's ring size and the array's alignment."""
+        return self.bytes.bit_length() - 1
+
+    @property
+    def fits(self) -> bool:
+        return self.need_bytes <= self.bytes
+
+    @property
+    def ms(self) -> float:
+        """Milliseconds of audio the ring holds."""
+        return self.bytes / self.bytes_per_ms
+
+
+def pdm_ring(v: Variant) -> PdmRing:
+    """The ring audio_in.c gets (the one place its size is computed)."""
+    fe = v.frontend
+    per_sample = PDM_BYTES_PER_SAMPLE
+    compute = compute_us(v)
+    late = math.ceil(compute * (1 + RING_MARGIN) * fe.sample_rate / 1e6)  # samples
+    need = (fe.hop_samples + late) * per_sample
+    size = max(RING_MIN_BYTES, 1 << (need - 1).bit_length())
+    return PdmRing(need_bytes=need, bytes=min(size, RING_MAX_BYTES), compute_us=compute,
+                   bytes_per_ms=fe.sample_rate * per_sample / 1000)
+
+
 def static_ram_bytes(v: Variant) -> int:
-    """RAM of the firmware besides the arena: code's data/stacks plus the feature buffers."""
+    """RAM of the firmware besides the arena: code's data/stacks, the feature buffers and the PDM
+    ring, with up to as much again of padding (.bss is aligned to the ring's size)."""
     fe = v.frontend
     return (FIRMWARE_RAM_BYTES + fe.num_frames * fe.num_bins
-            + 4 * fe.fft_size + 2 * fe.hop_samples + RING_BYTES)
+            + 4 * fe.fft_size + 2 * fe.hop_samples + 2 * pdm_ring(v).bytes)
+
+
+def _hop_frames_that_fit(v: Variant) -> list[int]:
+    """hop_frames values (1..64) whose hop is at least the estimated compute and whose ring fits."""
+    ok = []
+    for h in range(1, 65):
+        w = dataclasses.replace(v, frontend=dataclasses.replace(v.frontend, hop_frames=h))
+        if compute_us(w) <= w.frontend.hop_us and pdm_ring(w).fits:
+            ok.append(h)
+    return ok
+
+
+def _budget_problem(v: Variant) -> str | None:
+    """Why the loop cannot keep up with the microphone, or None: the estimated DSP + inference
+    must fit in a hop, and the PDM ring must hold a hop plus what arrives meanwhile."""
+    board, fe = v.board, v.frontend
+    ring = pdm_ring(v)
+    what = ("DSP + inference" if estimated_hop_us(v) is not None
+            else "front end alone (before inference)")
+    ok = _hop_frames_that_fit(v)
+    if ring.compute_us > fe.hop_us:
+        spare = fe.frame_us - frame_dsp_us(v)  # per frame of hop, after its front end
+        if spare <= 0:
+            fix = (f"its {frame_dsp_us(v):.0f} us per frame exceed the {fe.frame_us} us a frame "
+                   f"lasts; make the frames longer (features.frame_step) or the FFT smaller "
+                   f"(features.fft_size)")
+        elif ok:
+            fix = f"raise hop_frames to {ok[0]}"
+            if ok[-1] < 64:
+                fix += (f" (at most {ok[-1]}: the PDM ring holds {RING_MAX_BYTES} bytes, "
+                        f"{RING_MAX_BYTES / ring.bytes_per_ms:.0f} ms)")
+            fix += " or make the model smaller"
+        else:
+            fix = "make the model smaller or the frames longer (features.frame_step)"
+        return (f"target '{v.name}': a hop of {fe.hop_us} us is shorter than the estimated "
+                f"{ring.compute_us:.0f} us of {what} on {board.title}; {fix}")
+    if not ring.fits:
+        if ok:
+            fix = f"lower hop_frames to {ok[-1]} or less"
+        else:
+            fix = "make the model smaller"
+        return (f"target '{v.name}': the PDM DMA ring must hold a hop ({fe.hop_us} us) plus the "
+                f"estimated {ring.compute_us:.0f} us of {what} (+{RING_MARGIN:.0%}), "
+                f"{ring.need_bytes} bytes of 1-bit PDM at {v.mic_clock_hz} Hz; the RP2040's DMA "
+                f"ring wraps at most {RING_MAX_BYTES} bytes "
+                f"({RING_MAX_BYTES / ring.bytes_per_ms:.0f} ms); {fix}")
+    return None
 
 
 def check_target(v: Variant) -> list[Problem]:
     """Problems that make variant `v` impossible on its board, each at its place in the spec."""
-    board, pos, fe = v.board, v.project.positions, v.frontend
+    board, pos = v.board, v.project.positions
     out = []
     if board.microphone.interface != "pdm":
         out.append(pos.problem(v.loc("board"),
@@ -133,17 +240,9 @@ def check_target(v: Variant) -> list[Problem]:
                 v.arena.where, f"target '{v.name}': an arena of {arena} bytes plus about {other} "
                                f"bytes of firmware RAM exceeds {board.title}'s {region.name} "
                                f"({region.length} bytes); make the model smaller"))
-    est = estimated_hop_us(v)
-    if est is not None and est > fe.hop_us:
-        spare = fe.frame_us - frame_dsp_us(v)  # per frame of hop, after its front end
-        need = math.ceil(inference_us(v) / spare) if spare > 0 else None
-        fix = (f"raise hop_frames to {need} or more, or make the model smaller"
-               if need is not None and need <= 64 else
-               "make the model smaller or the frames longer (features.frame_step)")
-        out.append(pos.problem(
-            ("detection", "hop_frames"),
-            f"target '{v.name}': a hop of {fe.hop_us} us is shorter than the estimated "
-            f"{est:.0f} us of DSP + inference on {board.title}; {fix}"))
+    problem = _budget_problem(v)
+    if problem is not None:
+        out.append(pos.problem(("detection", "hop_frames"), problem))
     return out
 
 
@@ -151,7 +250,8 @@ def context(v: Variant, analysis: dict, tflite_bytes: bytes) -> dict:
     board = v.board
     rate = v.frontend.sample_rate
     lut = pdm_lut()
-    extra = {"lut": CIC_ORDER, "gain": GAIN_SHIFT, "ring": RING_BYTES, "hpf": HPF_HZ}
+    ring = pdm_ring(v)
+    extra = {"lut": CIC_ORDER, "gain": GAIN_SHIFT, "ring": ring.bytes, "hpf": HPF_HZ}
     ctx = common_context(v, analysis, tflite_bytes, extra)
     ctx.update(
         exe=EXE,
@@ -164,7 +264,9 @@ def context(v: Variant, analysis: dict, tflite_bytes: bytes) -> dict:
         mic={"data_pin": v.pins["mic.data_pin"], "clock_pin": v.pins["mic.clock_pin"]},
         pio_block=board.microphone.peripheral, pio_sm=0, dma_channel=board.microphone.dma_channel,
         pdm_clock_hz=v.mic_clock_hz, decimation=PDM_DECIMATION,
-        ring_bytes=RING_BYTES, ring_bits=RING_BYTES.bit_length() - 1,
+        ring_bytes=ring.bytes, ring_bits=ring.bits, ring_ms=ring.ms,
+        ring_need_bytes=ring.need_bytes, ring_compute_us=ring.compute_us,
+        ring_margin=RING_MARGIN,
         lut=lut, lut_tables=len(lut), lut_bytes=len(lut) * 256 * 2, lut_divisor=LUT_DIVISOR,
         fir_taps=CIC_ORDER * (PDM_DECIMATION - 1) + 1, gain_shift=GAIN_SHIFT,
         hpf_hz=HPF_HZ, hpf_alpha_q15=round(32768 * math.exp(-2 * math.pi * HPF_HZ / rate)),
