@@ -81,6 +81,9 @@ def cmd_build(args) -> int:
         extra.append("-n")
     if args.build_dir:
         extra.append(f"build_dir={Path(args.build_dir).resolve()}")
+    cache = args.cache_dir or os.environ.get("MICFORGE_CACHE_DIR")
+    if cache:
+        extra.append(f"cache_dir={Path(cache).resolve()}")
     return _scons(extra + [f"spec={spec_path}", alias])
 
 
@@ -202,6 +205,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("-j", "--jobs", type=int, help="parallel SCons jobs")
     b.add_argument("-n", "--dry-run", action="store_true", help="show what would be rebuilt")
     b.add_argument("--build-dir", help="where artifacts go (default: build/ in the repository)")
+    b.add_argument("--cache-dir", help="a shared build cache (SCons CacheDir): features, models and "
+                                       "firmware built once are fetched by every machine with the "
+                                       "same inputs (default: $MICFORGE_CACHE_DIR)")
     b.set_defaults(func=cmd_build)
     f = sub.add_parser("verify", help="C features == Python features, bit for bit")
     f.add_argument("spec")

@@ -113,7 +113,7 @@ def cross_validate(project: Project, index: dict, out_json: Path) -> dict:
     from .evaluate import (detection_hits, detection_recalls, false_positive_rates, metrics,
                            run_tflm, tflm_probabilities)
     from .features import INPUT_SCALE, design
-    from .featurestage import augment_roles, cached_features
+    from .featurestage import augment_roles, cache_dir, cached_features
     from .train import train_model
     from .variant import detection_threshold
 
@@ -134,6 +134,7 @@ def cross_validate(project: Project, index: dict, out_json: Path) -> dict:
         c, clip_seconds, spec.dataset.split.segment_seconds)) < cv.validation for c in clips])
     fe = design(spec)
     roles = augment_roles(project)
+    cache = cache_dir(Path(out_json).parents[2])
     # threshold: auto is calibrated after training, on the full model's streams: folds use 0.5
     threshold = detection_threshold(project) or 0.5
 
@@ -151,9 +152,9 @@ def cross_validate(project: Project, index: dict, out_json: Path) -> dict:
             continue
         xa, ya = augment(audio[train], labels[train], spec.augmentation, spec.audio.sample_rate,
                          **roles)
-        data = {"train": (floats(cached_features(fe, xa)[0]), ya),
-                "validation": (floats(cached_features(fe, audio[val])[0]), labels[val])}
-        q_test, y_test = cached_features(fe, audio[test])[0], labels[test]
+        data = {"train": (floats(cached_features(fe, xa, cache)[0]), ya),
+                "validation": (floats(cached_features(fe, audio[val], cache)[0]), labels[val])}
+        q_test, y_test = cached_features(fe, audio[test], cache)[0], labels[test]
         model, _ = train_model(project, data, out_json)
         tflite = convert(model, representative_set(project, data["train"][0]))
         scores = tflm_probabilities(tflite, run_tflm(tflite, q_test))

@@ -44,7 +44,7 @@ from . import audio, dataset
 from .errors import Problem, SpecError
 from .evaluate import TFLM_ARENA, false_positive_rates, metrics, run_tflm, tflm_probabilities
 from .features import INPUT_SCALE, INPUT_ZERO_POINT, design
-from .featurestage import cached_features
+from .featurestage import cache_dir, cached_features
 from .spec import Project
 from .variant import detection_threshold
 
@@ -146,7 +146,7 @@ def evaluate_folder(project: Project, tflite_path: Path, data_dir: Path,
             f"audio files; found {found}")))
     tflite = Path(tflite_path).read_bytes()
     _check_model(project, tflite, tflite_path)
-    q, _ = cached_features(design(spec), np.stack(clips))
+    q, _ = cached_features(design(spec), np.stack(clips), cache_dir(Path(tflite_path).parents[2]))
     out = run_tflm(tflite, q)
     y = np.array([classes.index(r["label"]) for r in rows], dtype=np.int64)
     pred = out.argmax(1)

@@ -10,7 +10,7 @@ model's int8 input as is; y: int64 indices into spec.classes).
 Each clip's features are cached on disk under <cache>/<front end hash>/<clip hash>.npy,
 keyed by the clip's samples and every FrontEnd constant, so a spec change that
 touches neither the audio nor the features recomputes nothing. The cache is
-$MICFORGE_CACHE/features, else build/.cache/features.
+$MICFORGE_CACHE/features, else <build folder>/.cache/features.
 """
 
 from __future__ import annotations
@@ -33,9 +33,13 @@ from .spec import Project
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed, so the same arrays give the same npz bytes
 
 
-def cache_dir() -> Path:
+def cache_dir(build_root: Path | None = None) -> Path:
+    """$MICFORGE_CACHE/features, else <build_root>/.cache/features (build_root: the build
+    folder holding the projects, default build/), so every build folder keeps its own state."""
     env = os.environ.get("MICFORGE_CACHE")
-    return Path(env) / "features" if env else REPO / "build" / ".cache" / "features"
+    if env:
+        return Path(env) / "features"
+    return (build_root or REPO / "build") / ".cache" / "features"
 
 
 def cached_features(fe: F.FrontEnd, clips: np.ndarray, cache: Path | None = None) -> tuple[np.ndarray, int]:
@@ -108,6 +112,6 @@ def build_features(project: Project, index: dict, out_npz: Path) -> None:
         if split == "train":
             clips, labels = augment(clips, labels, spec.augmentation, spec.audio.sample_rate,
                                     **augment_roles(project))
-        arrays[f"x_{split}"], _ = cached_features(fe, clips)
+        arrays[f"x_{split}"], _ = cached_features(fe, clips, cache_dir(Path(out_npz).parents[2]))
         arrays[f"y_{split}"] = np.asarray(labels, dtype=np.int64)
     write_if_changed(out_npz, npz_bytes(arrays))

@@ -118,7 +118,9 @@ def _template_files() -> list[Path]:
 # Each receives SCons (target, source, env); env["SPEC"] is the spec path.
 
 def _project(env) -> Project:
-    return load_spec(env["SPEC"], env["SPEC_DISPLAY"])
+    """The spec exactly as the graph was built from it (SPEC_TEXT), never the file as it is
+    now: an edit during a build must not reach a later stage of that build."""
+    return load_spec(env["SPEC"], env["SPEC_DISPLAY"], text=env["SPEC_TEXT"])
 
 
 def _load_json(path) -> dict:
@@ -215,7 +217,7 @@ def _quiet(label: str):
 # ----------------------------------------------------------------- the graph
 
 def declare(env, project: Project, all_projects: dict[str, Project] | None = None,
-            build_dir: Path | None = None) -> dict:
+            build_dir: Path | None = None, spec_text: str | None = None) -> dict:
     """Add a project's targets to `env`; returns {stage: nodes} and registers aliases."""
     from SCons.Script import Action, Alias, Value  # imported here: only SConstruct needs SCons
 
@@ -225,7 +227,8 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
     spec = project.spec
     art = Artifacts.for_project(spec.name, build_dir)
     rel = project.path.relative_to(REPO) if project.path.is_relative_to(REPO) else project.path
-    base_env = dict(SPEC=str(project.path), SPEC_DISPLAY=str(rel), PROJECT=spec.name,
+    base_env = dict(SPEC=str(project.path), SPEC_DISPLAY=str(rel), SPEC_TEXT=spec_text or
+                    project.path.read_text(encoding="utf-8"), PROJECT=spec.name,
                     ART_ROOT=str(art.root))
 
     def stage(name, targets, sources, action, target_obj=None, **extra):
@@ -289,13 +292,16 @@ def main_scons(env, spec_paths: list[Path], build_dir: Path | None = None) -> No
     """Called by SConstruct: declare every project; user errors stop the build cleanly."""
     from .errors import SpecError
     projects: dict[str, Project] = {}
+    texts: dict[str, str] = {}  # each spec read once: the snapshot every stage parses
     try:
         for path in spec_paths:
             rel = path.relative_to(REPO) if path.is_relative_to(REPO) else path
-            project = load_spec(path, str(rel))
+            text = path.read_text(encoding="utf-8")
+            project = load_spec(path, str(rel), text=text)
             projects[project.name] = project
+            texts[project.name] = text
         for project in projects.values():
-            declare(env, project, projects, build_dir)
+            declare(env, project, projects, build_dir, texts[project.name])
     except SpecError as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)

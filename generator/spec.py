@@ -601,10 +601,16 @@ def _cross_field_problems(spec: ProjectSpec, pos: Positions) -> list[Problem]:
     return out
 
 
-def load_spec(path: str | Path, display: str | None = None) -> Project:
-    """Read and validate a spec file; raises SpecError with file:line:col on bad input."""
+def load_spec(path: str | Path, display: str | None = None, text: str | None = None) -> Project:
+    """Read and validate a spec file; raises SpecError with file:line:col on bad input.
+
+    `text`: the spec's content as already read (the build graph's snapshot), parsed instead of
+    reading `path` again; `path` still names the file and anchors its relative paths."""
     path = Path(path)
-    data, pos = yamlpos.load(path, display)
+    if text is None:
+        data, pos = yamlpos.load(path, display)
+    else:
+        data, pos = yamlpos.loads(text, display or str(path))
     if not isinstance(data, dict):
         raise SpecError(Problem(pos.path, 1, 1, "a spec must be a YAML mapping of keys to values"))
     spec = validate(ProjectSpec, data, pos)

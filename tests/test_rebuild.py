@@ -19,9 +19,11 @@ STAGE_LINE = re.compile(r"^\[demo\] (\w+)(?: (\w+))?$", re.M)
 
 
 def _scons(spec: Path, build: Path, *flags: str) -> tuple[set[str], str]:
+    options = [f for f in flags if "=" in f]
+    switches = [f for f in flags if "=" not in f]
     proc = subprocess.run(
-        [sys.executable, "-m", "SCons", "-C", str(REPO), "-Q", *flags, f"spec={spec}",
-         f"build_dir={build}", "demo"],
+        [sys.executable, "-m", "SCons", "-C", str(REPO), "-Q", *switches, f"spec={spec}",
+         f"build_dir={build}", *options, "demo"],
         capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ran = {" ".join(filter(None, m.groups())) for m in STAGE_LINE.finditer(proc.stdout)}
@@ -100,3 +102,66 @@ def test_editing_a_module_reruns_exactly_the_stages_that_run_it(built, module):
     finally:
         path.write_text(text)
     assert ran == expected
+
+
+def test_state_lives_in_the_build_folder(built):
+    _, build, _ = built
+    assert (build / ".sconsign.dblite").is_file()
+    assert (build / ".cache" / "features").is_dir()
+    assert (build / ".micforge.lock").is_file()
+
+
+def test_a_second_build_of_the_same_folder_refuses(built):
+    from generator.buildstate import try_lock
+    spec, build, _ = built
+    held = try_lock(build)  # as if a build were running
+    try:
+        proc = subprocess.run([sys.executable, "-m", "SCons", "-C", str(REPO), "-Q", f"spec={spec}",
+                               f"build_dir={build}", "demo"], capture_output=True, text=True)
+    finally:
+        held.close()
+    assert proc.returncode == 2
+    assert "another micforge build is running in this build folder" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_a_spec_edit_during_a_build_does_not_reach_that_build(built, tmp_path):
+    """Classes swapped while the model trains: the firmware still names them in the order the
+    model was trained in (every stage reads the graph's snapshot), and the next build redoes it."""
+    import json
+    import time
+    spec = tmp_path / "demo.yaml"
+    shutil.copy(REPO / "projects" / "demo.yaml", spec)
+    build = tmp_path / "build"
+    proc = subprocess.Popen([sys.executable, "-m", "SCons", "-C", str(REPO), "-Q", f"spec={spec}",
+                             f"build_dir={build}", "demo"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("[demo] model"):
+            spec.write_text(spec.read_text().replace("classes: [beep, background]",
+                                                     "classes: [background, beep]"))
+            break
+    rest = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, "".join(seen) + rest
+    trained = json.loads((build / "demo" / "model" / "history.json").read_text())["classes"]
+    config = (build / "demo" / "firmware" / "pico" / "config.h").read_text()
+    assert trained == ["beep", "background"]
+    assert '#define MF_CLASS_NAMES { "beep", "background" }' in config
+    time.sleep(1.1)  # the next build sees the edit and redoes the stages
+    ran, _ = _scons(spec, build)
+    assert {"index", "features", "model", "firmware pico"} <= ran
+
+
+def test_a_team_cache_serves_a_second_build_folder(tmp_path):
+    """Two build folders (two clones, or CI) sharing a cache dir: the second runs no stage."""
+    spec = tmp_path / "demo.yaml"
+    shutil.copy(REPO / "projects" / "demo.yaml", spec)
+    cache = tmp_path / "team-cache"
+    ran1, _ = _scons(spec, tmp_path / "a", f"cache_dir={cache}")
+    assert {"features", "model", "firmware pico"} <= ran1
+    ran2, out = _scons(spec, tmp_path / "b", f"cache_dir={cache}")
+    assert ran2 == set(), out
+    for rel in ("tflite/model.tflite", "firmware/pico/config.h", "features/features.npz"):
+        assert (tmp_path / "a" / "demo" / rel).read_bytes() == (tmp_path / "b" / "demo" / rel).read_bytes()
