@@ -15,7 +15,22 @@ Layouts: `folders` (a sub-folder per class, searched recursively), `esc50`
 per word; a spec class `_unknown_` without its own folder collects every other
 word, `_silence_` without a folder is cut from `_background_noise_/`), and
 `synthetic` (generated in memory, see synthetic.py). Hidden files are ignored;
-any other file that does not decode to a window is reported in `skipped`.
+any other file that does not decode to a window is reported in `skipped`, and so
+is a symlink that cannot be followed ("broken symlink": its target is missing;
+"symlink loop": a chain of links that comes back to itself, or a link to a folder
+that contains it) and a link to a folder inside a class folder ("folder link not
+followed": its files are not indexed). Files are hashed and decoded block by
+block (audio.Stream), so indexing a long recording takes a few windows of memory.
+
+Identical content stays in one split: files with the same sha256 are listed in
+`summary.duplicates`, and each window of a copy joins the group (and source) of
+the same window of the first file of its content by name, by union-find over
+group keys (a merged group takes the smallest key, a speaker's first); the
+overlap guard sees a copy on its own recording's time line and the first file's.
+Identical files under different labels are a labelling conflict: none of them is
+kept (reason "conflicting labels"). With `fold` or `lists` splits the metadata
+places each file; a copy placed in another split than the first file of its
+content is dropped (reason "duplicate in another split").
 
 Group key (what must never straddle two splits), from the file name:
 - `<...>_<speaker>_nohash_<n>`: "speaker:<speaker>" (Speech Commands ids, so
@@ -38,9 +53,12 @@ or a class absent from a split is a SpecError at the spec's line.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import math
+import os
 import re
+import stat
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,18 +136,86 @@ def _is_silence_class(label: str) -> bool:
     return label.strip("_") == "silence"
 
 
-def _is_hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
 # ----------------------------------------------------------------------- layouts
-
-def _files_under(folder: Path, root: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not _is_hidden(p, root))
-
 
 def _rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
+
+
+def _link_problem(path: Path) -> tuple[str, str] | None:
+    """(reason, detail) for a symlink that cannot be followed or that points to a folder
+    holding it; None for anything else. Never an absolute path in the detail."""
+    if not path.is_symlink():
+        return None
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        target = os.readlink(path)
+        shown = "an absolute path" if os.path.isabs(target) else f"'{target}'"
+        return "broken symlink", f"it points to {shown}, which does not exist"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop", "its chain of links comes back to itself"
+        return "unreadable file", exc.strerror or str(exc)
+    if stat.S_ISDIR(st.st_mode):
+        target, here = path.resolve(), path.parent.resolve()
+        if target == here or target in here.parents:
+            return "symlink loop", "it points to a folder that contains it"
+    return None
+
+
+def _skip(skipped: list, file: str, reason: str, detail: str) -> None:
+    skipped.append({"file": file, "reason": reason, "detail": detail})
+
+
+def _root_dirs(root: Path, skipped: list) -> list[str]:
+    """The non-hidden folders (or links to folders) in the root; bad links to `skipped`."""
+    dirs = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        problem = _link_problem(path) if entry.is_symlink() else None
+        if problem:
+            _skip(skipped, entry.name, *problem)
+        elif path.is_dir():
+            dirs.append(entry.name)
+    return dirs
+
+
+def _files_under(folder: Path, root: Path, skipped: list) -> list[Path]:
+    """Every regular file under `folder`, hidden ones left out and links to files followed.
+    Links to folders are not followed (a loop would never end); they, links that cannot be
+    followed and anything that is not a regular file go to `skipped`."""
+    out, todo = [], [folder]
+    while todo:
+        here = todo.pop()
+        try:
+            entries = sorted(os.scandir(here), key=lambda e: e.name)
+        except OSError as exc:
+            _skip(skipped, _rel(here, root) + "/", "unreadable folder", exc.strerror or str(exc))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            if entry.is_symlink():
+                problem = _link_problem(path)
+                if problem:
+                    _skip(skipped, _rel(path, root), *problem)
+                    continue
+                if path.is_dir():
+                    _skip(skipped, _rel(path, root), "folder link not followed",
+                          "files under a linked folder are not indexed; link the files instead")
+                    continue
+            if entry.is_dir(follow_symlinks=False):
+                todo.append(path)
+            elif path.is_file():
+                out.append(path)
+            else:
+                _skip(skipped, _rel(path, root), "not a regular file",
+                      "a device, socket or pipe, not audio")
+    return sorted(out)
 
 
 def _missing_class(project: Project, i: int, name: str, where: str, have: list[str]) -> Problem:
@@ -141,13 +227,13 @@ def _missing_class(project: Project, i: int, name: str, where: str, have: list[s
 
 def _folders(project: Project, root: Path, skipped: list, problems: list) -> list[_Source]:
     classes = project.spec.classes
-    dirs = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    dirs = _root_dirs(root, skipped)
     out = []
     for i, name in enumerate(classes):
         if name not in dirs:
             problems.append(_missing_class(project, i, name, "folder", dirs))
             continue
-        out += [_Source(_rel(p, root), name, p) for p in _files_under(root / name, root)]
+        out += [_Source(_rel(p, root), name, p) for p in _files_under(root / name, root, skipped)]
     for d in dirs:
         if d not in classes:
             skipped.append({"file": d + "/", "reason": "folder is not a class",
@@ -191,7 +277,7 @@ def _esc50(project: Project, root: Path, skipped: list, problems: list) -> list[
 
 def _speech_commands(project: Project, root: Path, skipped: list, problems: list) -> list[_Source]:
     classes = project.spec.classes
-    dirs = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    dirs = _root_dirs(root, skipped)
     words = [d for d in dirs if not d.startswith("_")]
     folders: dict[str, list[str]] = {}
     for i, name in enumerate(classes):
@@ -211,7 +297,7 @@ def _speech_commands(project: Project, root: Path, skipped: list, problems: list
     out = []
     for name, dirs_of_class in folders.items():
         for d in dirs_of_class:
-            for p in _files_under(root / d, root):
+            for p in _files_under(root / d, root, skipped):
                 rel = _rel(p, root)
                 out.append(_Source(rel, name, p, listed=listed.get(rel)))
     return out
@@ -219,46 +305,123 @@ def _speech_commands(project: Project, root: Path, skipped: list, problems: list
 
 # ------------------------------------------------------------------------- index
 
+def _sha256(f) -> str:
+    """sha256 of an open binary file from its start, read 1 MB at a time."""
+    digest = hashlib.sha256()
+    f.seek(0)
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class _Read:
+    """A decoded source: its content hash, the windows kept and what was converted."""
+
+    src: _Source
+    sha256: str
+    kept: list[int]
+    notes: list[str]
+
+
 def _read_sources(project: Project, sources: list[_Source], skipped: list):
-    """Decode every source; yields (source, sha256, [(window index, start s)], notes)."""
+    """Hash and decode every source, streaming (audio.Stream); yields a _Read per file
+    that decoded, the others go to `skipped`."""
     a = project.spec.audio
     for src in sorted(sources, key=lambda s: s.file):
+        problem = _link_problem(src.path)  # layouts that name files (esc50) meet them here
+        if problem:
+            _skip(skipped, src.file, *problem)
+            continue
+        silent = []
         try:
-            data = src.path.read_bytes()
+            with open(src.path, "rb") as f:
+                sha = _sha256(f)
+                f.seek(0)
+                with audio.Stream(f, a.sample_rate) as stream:
+                    kept = []
+                    for k, w in enumerate(stream.windows(a.clip_samples)):
+                        if not _is_silence_class(src.label) and audio.is_silent(w):
+                            silent.append(f"window {k}: {audio.rms_dbfs(w):.1f} dBFS, below "
+                                          f"{audio.SILENCE_FLOOR_DBFS:g} dBFS")
+                        else:
+                            kept.append(k)
         except OSError as exc:
-            skipped.append({"file": src.file, "reason": "unreadable file", "detail": exc.strerror or str(exc)})
+            _skip(skipped, src.file, "unreadable file", exc.strerror or str(exc))
             continue
-        try:
-            decoded, wins = audio.windows(data, a.sample_rate, a.clip_samples)
         except audio.AudioError as exc:
-            skipped.append({"file": src.file, "reason": exc.reason, "detail": exc.detail})
+            _skip(skipped, src.file, exc.reason, exc.detail)
             continue
-        kept = []
-        for k, w in enumerate(wins):
-            if not _is_silence_class(src.label) and audio.is_silent(w):
-                skipped.append({"file": src.file, "reason": "silent window",
-                                "detail": f"window {k}: {audio.rms_dbfs(w):.1f} dBFS, below "
-                                          f"{audio.SILENCE_FLOOR_DBFS:g} dBFS"})
-                continue
-            kept.append(k)
-        notes = list(decoded.converted)
-        if decoded.file_rate != a.sample_rate:
-            notes.append(f"resampled from {decoded.file_rate} Hz")
-        yield src, hashlib.sha256(data).hexdigest(), kept, notes
+        skipped += [{"file": src.file, "reason": "silent window", "detail": d} for d in silent]
+        notes = list(stream.converted)
+        if stream.file_rate != a.sample_rate:
+            notes.append(f"resampled from {stream.file_rate} Hz")
+        yield _Read(src, sha, kept, notes)
+
+
+def _identical(files: list[_Read], skipped: list) -> tuple[list[_Read], list[list[str]]]:
+    """(the files to use, every set of files with identical content). A set under more
+    than one label is a labelling conflict: none of its files is used."""
+    by_sha: dict[str, list[_Read]] = defaultdict(list)
+    for r in files:
+        if r.kept:
+            by_sha[r.sha256].append(r)
+    sets, conflicted = [], set()
+    for members in by_sha.values():
+        if len(members) < 2:
+            continue
+        sets.append(sorted(m.src.file for m in members))
+        if len({m.src.label for m in members}) > 1:
+            for m in members:
+                others = ", ".join(f"{o.src.file} ({o.src.label})" for o in members if o is not m)
+                _skip(skipped, m.src.file, "conflicting labels",
+                      f"labelled {m.src.label}, but the same content is {others}; none is used "
+                      f"until the labels agree")
+                conflicted.add(id(m))
+    return [r for r in files if id(r) not in conflicted], sorted(sets)
+
+
+class _Groups:
+    """Union-find over keys; a set is named by its smallest key, a speaker's first, so
+    the name does not depend on the order of the unions."""
+
+    def __init__(self):
+        self.parent: dict[str, str] = {}
+
+    @staticmethod
+    def _rank(key: str) -> tuple[bool, str]:
+        return not key.startswith("speaker:"), key
+
+    def find(self, key: str) -> str:
+        root = self.parent.setdefault(key, key)
+        while root != self.parent[root]:
+            root = self.parent[root]
+        while key != root:  # path compression
+            self.parent[key], key = root, self.parent[key]
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            lo, hi = sorted((ra, rb), key=self._rank)
+            self.parent[hi] = lo
 
 
 def _guard_overlaps(clips: list[dict], timing: dict, clip_seconds: float, skipped: list) -> list[dict]:
-    """Drop the earlier of two overlapping windows of one recording in different splits."""
-    by_rec: dict[str, list[dict]] = defaultdict(list)
+    """Drop the earlier of two overlapping windows of one recording in different splits.
+    `timing[id(clip)]` lists the (recording, start) time lines a clip lies on."""
+    by_rec: dict[str, list[tuple[float, dict]]] = defaultdict(list)
     for c in clips:
-        by_rec[timing[id(c)][0]].append(c)
+        for rec, start in timing[id(c)]:
+            by_rec[rec].append((start, c))
     dropped: set[int] = set()
     for rec, members in by_rec.items():
-        members.sort(key=lambda c: (timing[id(c)][1], c["file"], c["window"]))
-        for i, a in enumerate(members):
-            start_a = timing[id(a)][1]
-            for b in members[i + 1:]:
-                if timing[id(b)][1] >= start_a + clip_seconds - 1e-9:
+        members.sort(key=lambda m: (m[0], m[1]["file"], m[1]["window"]))
+        for i, (start_a, a) in enumerate(members):
+            if id(a) in dropped:
+                continue
+            for start_b, b in members[i + 1:]:
+                if start_b >= start_a + clip_seconds - 1e-9:
                     break
                 if a["split"] != b["split"] and id(b) not in dropped:
                     dropped.add(id(a))
@@ -291,7 +454,7 @@ def _synthetic_index(project: Project) -> tuple[list[dict], list[dict]]:
     return out, []
 
 
-def _file_index(project: Project) -> tuple[list[dict], list[dict], dict]:
+def _file_index(project: Project) -> tuple[list[dict], list[dict], dict, list[list[str]]]:
     spec = project.spec
     ds, split = spec.dataset, spec.dataset.split
     root = project.resolve(ds.root)
@@ -305,34 +468,72 @@ def _file_index(project: Project) -> tuple[list[dict], list[dict], dict]:
     if problems:
         raise SpecError(problems)
     clip_seconds = spec.audio.clip_samples / spec.audio.sample_rate
+    segment = None if split.by == "recording" else split.segment_seconds
+    files = list(_read_sources(project, sources, skipped))
+    converted = Counter(note for r in files for note in r.notes)
+    files, duplicates = _identical(files, skipped)
+    first: dict[str, _Read] = {}  # sha256 -> the first file of that content, by name
+    for r in files:
+        if r.kept:
+            first.setdefault(r.sha256, r)
+
+    def timeline(file: str, k: int) -> tuple[str, float]:
+        rec, offset = recording(file)
+        # time overlap only within one folder's recording
+        return str(Path(file).with_name(rec)), offset + k * clip_seconds
+
+    groups, sources_of = _Groups(), _Groups()
     clips: list[dict] = []
-    timing: dict[int, tuple[str, float]] = {}
-    converted: Counter = Counter()
-    for src, sha, kept, notes in _read_sources(project, sources, skipped):
-        converted.update(notes)
-        rec, offset = recording(src.file)
-        rec = str(Path(src.file).with_name(rec))  # time overlap only within one folder's recording
-        for k in kept:
-            start = offset + k * clip_seconds
-            group = group_key(src.file, start,
-                              None if split.by == "recording" else split.segment_seconds)
-            if split.by == "fold":
-                where = ("test" if src.fold in split.test_folds else
-                         "validation" if src.fold in split.validation_folds else "train")
-            elif split.by == "lists" and not src.file.startswith(NOISE_DIR + "/"):
-                where = src.listed or "train"
-            else:  # hash, recording, speaker, and lists for noise recordings (not listed)
-                where = _hash_split(ds.seed, group, split.validation, split.test)
-            c = {"file": src.file, "label": src.label, "split": where, "sha256": sha,
-                 "window": k, "group": group, "source": source_id(src.file)}
-            timing[id(c)] = (rec, start)
+    timing: dict[int, list[tuple[str, float]]] = {}
+    for r in files:
+        src, canon = r.src, first.get(r.sha256, r)
+        for k in r.kept:
+            rec, start = timeline(src.file, k)
+            c = {"file": src.file, "label": src.label, "split": "", "sha256": r.sha256,
+                 "window": k, "group": groups.find(group_key(src.file, start, segment)),
+                 "source": sources_of.find(source_id(src.file))}
+            timing[id(c)] = [(rec, start)]
+            if canon is not r:  # its window k is canon's window k: one group, one source
+                crec, cstart = timeline(canon.src.file, k)
+                groups.union(c["group"], group_key(canon.src.file, cstart, segment))
+                sources_of.union(c["source"], source_id(canon.src.file))
+                timing[id(c)].append((crec, cstart))
             clips.append(c)
+    fold_of = {r.src.file: r.src.fold for r in files}
+    listed_of = {r.src.file: r.src.listed for r in files}
+    for c in clips:
+        c["group"], c["source"] = groups.find(c["group"]), sources_of.find(c["source"])
+        if split.by == "fold":
+            fold = fold_of[c["file"]]
+            c["split"] = ("test" if fold in split.test_folds else
+                          "validation" if fold in split.validation_folds else "train")
+        elif split.by == "lists" and not c["file"].startswith(NOISE_DIR + "/"):
+            c["split"] = listed_of[c["file"]] or "train"
+        else:  # hash, recording, speaker, and lists for noise recordings (not listed)
+            c["split"] = _hash_split(ds.seed, c["group"], split.validation, split.test)
+    clips = _one_split_per_content(clips, first, skipped)
     clips = _guard_overlaps(clips, timing, clip_seconds, skipped)
     if split.by == "speaker" and not any(c["group"].startswith("speaker:") for c in clips):
         raise SpecError(project.positions.problem(
             ("dataset", "split", "by"), "split by: speaker, but no file name carries a speaker id "
                                         "('<speaker>_nohash_<n>.wav'); use by: hash"))
-    return clips, skipped, dict(sorted(converted.items()))
+    return clips, skipped, dict(sorted(converted.items())), duplicates
+
+
+def _one_split_per_content(clips: list[dict], first: dict[str, _Read], skipped: list) -> list[dict]:
+    """Drop a copy's window that metadata (fold, lists) placed in another split than the
+    same window of the first file of its content; hash splits never do (one group)."""
+    where = {(c["file"], c["window"]): c["split"] for c in clips}
+    keep = []
+    for c in clips:
+        canon = first[c["sha256"]].src.file
+        if canon != c["file"] and where.get((canon, c["window"]), c["split"]) != c["split"]:
+            _skip(skipped, c["file"], "duplicate in another split",
+                  f"window {c['window']} ({c['split']}) is window {c['window']} of {canon} "
+                  f"({where[(canon, c['window'])]})")
+            continue
+        keep.append(c)
+    return keep
 
 
 def _cap(project: Project, clips: list[dict]) -> list[dict]:
@@ -382,8 +583,9 @@ def build_index(project: Project) -> dict:
     if spec.dataset.layout == "synthetic":
         clips, skipped = _synthetic_index(project)
         converted: dict = {}
+        duplicates: list[list[str]] = []
     else:
-        clips, skipped, converted = _file_index(project)
+        clips, skipped, converted, duplicates = _file_index(project)
     clips = sorted(_cap(project, clips), key=lambda c: (c["file"], c["window"]))
     skipped.sort(key=lambda s: (s["file"], s["reason"], s["detail"]))
     _check(project, clips, skipped)
@@ -396,6 +598,7 @@ def build_index(project: Project) -> dict:
         "unheard_test_sources": unheard_sources(clips, spec.classes),
         "skipped": dict(sorted(Counter(s["reason"] for s in skipped).items())),
         "converted": converted,
+        "duplicates": duplicates,
         "total": len(clips),
     }
     return {"classes": list(spec.classes), "layout": spec.dataset.layout,
@@ -458,6 +661,12 @@ def summarize(index: dict) -> str:
         lines.append(f"  skipped: {n} {reason}: {shown}")
     if s["converted"]:
         lines.append("  converted: " + ", ".join(f"{n} {r}" for r, n in s["converted"].items()))
+    duplicates = s.get("duplicates", [])
+    if duplicates:
+        shown = "; ".join(" = ".join(d) for d in duplicates[:3])
+        shown += "; ..." if len(duplicates) > 3 else ""
+        lines.append(f"  duplicates: {sum(map(len, duplicates))} files in {len(duplicates)} "
+                     f"set(s) of identical content, each set in one split: {shown}")
     unheard = s.get("unheard_test_sources", {})
     if unheard and not index["synthetic"]:
         lines.append("  test windows from recordings unheard in training: " + ", ".join(
@@ -493,19 +702,33 @@ def load_split(project: Project, index: dict, split: str) -> tuple[np.ndarray, n
                                  f"rebuild the index")
         return out, labels
     root = project.resolve(spec.dataset.root)
-    cache: tuple[str, list[np.ndarray]] | None = None
+    rows_of: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     for row, c in enumerate(chosen):
-        if cache is None or cache[0] != c["file"]:
-            try:
-                data = (root / c["file"]).read_bytes()
-            except OSError as exc:
-                raise SpecError(project.positions.problem(
-                    ("dataset", "root"), f"{c['file']}: {exc.strerror or exc}; the dataset changed "
-                                         f"since its index was built, rebuild the index")) from None
-            if hashlib.sha256(data).hexdigest() != c["sha256"]:
-                raise SpecError(project.positions.problem(
-                    ("dataset", "root"), f"{c['file']} changed since the dataset index was built; "
-                                         f"rebuild the index"))
-            cache = (c["file"], audio.windows(data, spec.audio.sample_rate, n)[1])
-        out[row] = cache[1][c["window"]]
+        rows_of[c["file"]][c["window"]].append(row)
+    sha_of = {c["file"]: c["sha256"] for c in chosen}
+
+    def stale(message: str) -> SpecError:
+        return SpecError(project.positions.problem(("dataset", "root"), message))
+
+    for file, rows in rows_of.items():  # each file streamed once, up to its last window used
+        try:
+            with open(root / file, "rb") as f:
+                if _sha256(f) != sha_of[file]:
+                    raise stale(f"{file} changed since the dataset index was built; rebuild "
+                                f"the index")
+                f.seek(0)
+                missing = set(rows)
+                with audio.Stream(f, spec.audio.sample_rate) as stream:
+                    for k, w in enumerate(stream.windows(n)):
+                        for row in rows.get(k, ()):
+                            out[row] = w
+                        missing.discard(k)
+                        if not missing:
+                            break
+        except OSError as exc:
+            raise stale(f"{file}: {exc.strerror or exc}; the dataset changed since its index "
+                        f"was built, rebuild the index") from None
+        if missing:
+            raise stale(f"{file} has no window {min(missing)}, which its index lists; rebuild "
+                        f"the index")
     return out, labels

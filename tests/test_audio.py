@@ -95,3 +95,80 @@ def test_bad_files_raise_audio_error_with_a_reason(data, reason):
         audio.windows(data, RATE, RATE)
     assert info.value.reason == reason
     assert "BytesIO" not in str(info.value)
+
+
+# ------------------------------------------------------- streaming (issue 12, item 10)
+
+def whole_file_decode(data: bytes, sample_rate: int) -> np.ndarray:
+    """The whole-file decoding audio.py did before it streamed (kept as the reference):
+    read every frame as float64, average the channels, resample_poly once, round."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    x, rate = sf.read(io.BytesIO(data), dtype="float64", always_2d=True)
+    mono = x.mean(axis=1)
+    if rate != sample_rate:
+        g = gcd(rate, sample_rate)
+        mono = resample_poly(mono, sample_rate // g, rate // g)
+    return np.clip(np.rint(mono * 32768), -32768, 32767).astype(np.int16)
+
+
+@pytest.mark.parametrize("rate, channels, subtype", [
+    (16000, 1, "PCM_16"),   # no resampling: the file's samples
+    (16000, 2, "PCM_16"),
+    (44100, 2, "PCM_16"),   # 160/441: a chunk boundary every 441 inputs at the smallest block
+    (48000, 1, "PCM_24"),
+    (22050, 1, "FLOAT"),
+    (8000, 1, "PCM_16"),    # upsampling
+    (11025, 6, "PCM_U8"),
+])
+@pytest.mark.parametrize("block_frames", [audio.BLOCK_FRAMES, 997, 441])
+def test_streamed_decoding_equals_whole_file_decoding(rate, channels, subtype, block_frames):
+    n = 3 * rate + 17  # ends mid-block and mid-window
+    x = np.clip(0.3 * np.random.default_rng(rate + channels).standard_normal((n, channels)), -1, 1)
+    x[rate // 3:rate // 3 + 50] = 0.999  # a clipped stretch across a block edge
+    data = wav(x, rate=rate, subtype=subtype)
+    expected = whole_file_decode(data, RATE)
+    with audio.Stream(io.BytesIO(data), RATE, block_frames) as s:
+        got = np.concatenate(list(s.samples()))
+    assert got.dtype == np.int16 and np.array_equal(got, expected)
+    with audio.Stream(io.BytesIO(data), RATE, block_frames) as s:
+        wins = list(s.windows(RATE))
+        assert s.converted == audio.decode(data, RATE).converted
+    assert len(wins) == len(audio.cut(expected, RATE)) == 3
+    assert all(np.array_equal(a, b) for a, b in zip(wins, audio.cut(expected, RATE)))
+    assert np.array_equal(audio.decode(data, RATE).samples, expected)
+
+
+def test_a_long_file_streams_in_a_few_blocks_of_memory(tmp_path):
+    import tracemalloc
+
+    minutes, rate = 3, 44100
+    path = tmp_path / "long.wav"
+    with sf.SoundFile(path, "w", rate, 2, "PCM_16", format="WAV") as f:
+        rng = np.random.default_rng(0)
+        for _ in range(minutes * 6):
+            f.write(0.2 * rng.uniform(-1, 1, (10 * rate, 2)))
+    tracemalloc.start()
+    try:
+        with audio.Stream(path, RATE) as s:
+            count = sum(1 for _ in s.windows(RATE))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count == minutes * 60
+    # the whole-file path held the file's frames as float64 (2 x 8 bytes each): 254 MB here
+    assert peak < 16 * 2**20, f"peak {peak / 2**20:.1f} MB"
+
+
+def test_stream_reports_bad_files_as_decode_does(tmp_path):
+    for data, reason in [(b"", "empty file"), (b"text, not audio\n" * 40, "not an audio file"),
+                         (wav(tone(1.0))[:30], "unreadable audio"),
+                         (wav(np.zeros(0)), "no samples"), (wav(tone(0.3)), "too short")]:
+        path = tmp_path / "x.wav"
+        path.write_bytes(data)
+        with pytest.raises(audio.AudioError) as info:
+            with audio.Stream(path, RATE) as s:
+                list(s.windows(RATE))
+        assert info.value.reason == reason and str(tmp_path) not in str(info.value)

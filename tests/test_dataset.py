@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from generator import dataset
+from generator import audio, dataset
 from generator.errors import SpecError
 from generator.spec import load_spec
 
@@ -157,9 +157,9 @@ def test_group_key_rule():
 def test_speech_commands_layout_lists_unknown_and_background_noise(tmp_path):
     root = tmp_path / "data"
     speakers = [f"{i:08x}" for i in range(0x1a2b3c00, 0x1a2b3c0c)]
-    for word in ("yes", "no", "cat", "dog"):
-        for i, spk in enumerate(speakers):
-            write_wav(root / word / f"{spk}_nohash_0.wav", noise(seed=i + 7 * len(word)))
+    for w, word in enumerate(("yes", "no", "cat", "dog")):
+        for i, spk in enumerate(speakers):  # distinct content: a copy under two words conflicts
+            write_wav(root / word / f"{spk}_nohash_0.wav", noise(seed=100 * w + i))
     write_wav(root / "_background_noise_" / "white_noise.wav", noise(30.0, seed=1))
     (root / "validation_list.txt").write_text("".join(f"{w}/{speakers[0]}_nohash_0.wav\n"
                                                       for w in ("yes", "no", "cat")))
@@ -184,7 +184,7 @@ def test_esc50_layout_splits_by_fold(tmp_path):
     for fold in range(1, 6):
         for cat in ("rain", "dog", "rooster"):
             name = f"{fold}-{1000 + 10 * fold + len(cat)}-A.wav"
-            write_wav(root / "audio" / name, noise(5.0, seed=fold))
+            write_wav(root / "audio" / name, noise(5.0, seed=100 * fold + len(cat)))
             rows.append(f"{name},{fold},0,{cat},False,{name[2:6]},A")
     (root / "meta").mkdir()
     (root / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
@@ -339,3 +339,139 @@ def test_source_id_rule():
     assert dataset.source_id("alarm/alarm_1151_t003.5.wav") == "alarm_1151"
     assert dataset.source_id("bg/esc10_rain_1-17367-B.wav") == "esc10_rain_1-17367"
     assert dataset.group_key("alarm/alarm_1151_t003.5.wav", 3.5, None) == "alarm_1151"
+
+
+# -------------------------------------------- builds under faults (issue 12, items 3, 7, 10)
+
+def _splits_by_content(index: dict) -> dict[tuple[str, int], set[str]]:
+    out = defaultdict(set)
+    for c in index["clips"]:
+        out[(c["sha256"], c["window"])].add(c["split"])
+    return out
+
+
+def test_identical_content_under_two_names_stays_in_one_split(tmp_path):
+    root = folder_set(tmp_path, per_class=20)
+    write_wav(root / "a" / "rec_0001.wav", noise(7.0, seed=77))  # 7 windows, 3 s segments
+    copies = {f"a/copy_{i:02d}.wav": f"a/a{i}.wav" for i in range(12)}
+    copies["a/backup/rec_0001.wav"] = "a/rec_0001.wav"
+    copies["b/again_b3.wav"] = "b/b3.wav"
+    for copy, original in copies.items():
+        (root / copy).parent.mkdir(parents=True, exist_ok=True)
+        (root / copy).write_bytes((root / original).read_bytes())
+    spec = spec_file(tmp_path, "  root: data\n  split: {validation: 0.25, test: 0.25, "
+                               "segment_seconds: 3}\n  seed: 5\n")
+    index = dataset.build_index(load_spec(spec))
+    # The reproduction: by name alone some copies hash to another split than their original.
+    assert any(dataset._hash_split(5, dataset.group_key(c, 0, 3), 0.25, 0.25)
+               != dataset._hash_split(5, dataset.group_key(o, 0, 3), 0.25, 0.25)
+               for c, o in copies.items())
+    assert all(len(s) == 1 for s in _splits_by_content(index).values())
+    by_file = defaultdict(dict)
+    for c in index["clips"]:
+        by_file[c["file"]][c["window"]] = c
+    for copy, original in copies.items():
+        assert by_file[copy].keys() == by_file[original].keys()
+        for k, c in by_file[copy].items():
+            o = by_file[original][k]
+            assert (c["split"], c["group"], c["source"]) == (o["split"], o["group"], o["source"])
+    groups = defaultdict(set)
+    for c in index["clips"]:
+        groups[c["group"]].add(c["split"])
+    assert all(len(s) == 1 for s in groups.values())
+    assert index["summary"]["duplicates"] == sorted(sorted([c, o]) for c, o in copies.items())
+    assert "duplicates: 28 files in 14 set(s) of identical content" in dataset.summarize(index)
+    assert index == dataset.build_index(load_spec(spec))
+
+
+def test_identical_content_under_two_labels_is_a_conflict_and_neither_is_kept(tmp_path):
+    root = folder_set(tmp_path)
+    (root / "b" / "mislabelled.wav").write_bytes((root / "a" / "a2.wav").read_bytes())
+    index = dataset.build_index(load_spec(spec_file(tmp_path, "  root: data\n  split: "
+                                                              "{validation: 0, test: 0}\n")))
+    conflicts = {s["file"]: s["detail"] for s in index["skipped"]
+                 if s["reason"] == "conflicting labels"}
+    assert conflicts == {
+        "a/a2.wav": "labelled a, but the same content is b/mislabelled.wav (b); none is used "
+                    "until the labels agree",
+        "b/mislabelled.wav": "labelled b, but the same content is a/a2.wav (a); none is used "
+                             "until the labels agree"}
+    assert not {"a/a2.wav", "b/mislabelled.wav"} & {c["file"] for c in index["clips"]}
+    assert index["summary"]["duplicates"] == [["a/a2.wav", "b/mislabelled.wav"]]
+    assert "skipped: 2 conflicting labels: a/a2.wav, b/mislabelled.wav" in dataset.summarize(index)
+
+
+def test_a_copy_that_metadata_puts_in_another_split_is_dropped(tmp_path):
+    root = tmp_path / "data"
+    rows = ["filename,fold,target,category,esc10,src_file,take"]
+    for fold in range(1, 6):
+        for cat in ("rain", "dog"):
+            name = f"{fold}-{1000 + 10 * fold + len(cat)}-A.wav"
+            write_wav(root / "audio" / name, noise(2.0, seed=100 * fold + len(cat)))
+            rows.append(f"{name},{fold},0,{cat},False,{name[2:6]},A")
+    (root / "audio" / "5-9999-A.wav").write_bytes((root / "audio" / "1-1014-A.wav").read_bytes())
+    rows.append("5-9999-A.wav,5,0,rain,False,9999,A")
+    (root / "meta").mkdir()
+    (root / "meta" / "esc50.csv").write_text("\n".join(rows) + "\n")
+    index = dataset.build_index(load_spec(spec_file(
+        tmp_path, "  root: data\n  layout: esc50\n  split: {by: fold, validation_folds: [4], "
+                  "test_folds: [5]}\n", "[rain, _unknown_]")))
+    assert [(s["file"], s["reason"]) for s in index["skipped"]] == [
+        ("audio/5-9999-A.wav", "duplicate in another split")] * 2
+    assert "audio/5-9999-A.wav" not in {c["file"] for c in index["clips"]}
+    assert {c["split"] for c in index["clips"] if c["file"] == "audio/1-1014-A.wav"} == {"train"}
+
+
+def test_broken_and_looping_symlinks_are_listed_as_bad_files(tmp_path):
+    from generator.pipeline import dataset_listing
+
+    root = folder_set(tmp_path)
+    (root / "a" / "dead.wav").symlink_to("nowhere.wav")  # dangling
+    (root / "a" / "loop").symlink_to(".")                # its own folder
+    (root / "a" / "self.wav").symlink_to("self.wav")     # a link to itself
+    (root / "stale").symlink_to(tmp_path / "gone")       # dangling, in the root
+    write_wav(tmp_path / "elsewhere.wav", noise(seed=55))
+    (root / "a" / "linked.wav").symlink_to(tmp_path / "elsewhere.wav")  # a good link: used
+    listing = dataset_listing(root)  # read while the build graph is made: used to crash
+    assert "a/dead.wav\tNo such file or directory\tnowhere.wav" in listing.splitlines()
+    assert "a/self.wav\tToo many levels of symbolic links\tself.wav" in listing.splitlines()
+    index = dataset.build_index(load_spec(spec_file(tmp_path, "  root: data\n  split: "
+                                                              "{validation: 0, test: 0}\n")))
+    assert {(s["file"], s["reason"], s["detail"]) for s in index["skipped"]} == {
+        ("a/dead.wav", "broken symlink", "it points to 'nowhere.wav', which does not exist"),
+        ("a/loop", "symlink loop", "it points to a folder that contains it"),
+        ("a/self.wav", "symlink loop", "its chain of links comes back to itself"),
+        ("stale", "broken symlink", "it points to an absolute path, which does not exist")}
+    assert "a/linked.wav" in {c["file"] for c in index["clips"]}
+    assert "skipped: 2 symlink loop: a/loop, a/self.wav" in dataset.summarize(index)
+    write_wav(root / "a" / "nowhere.wav", noise(seed=56))  # repairing a link re-runs the index
+    assert dataset_listing.__wrapped__(root) != listing
+
+
+def test_indexing_a_long_recording_streams_and_loads_the_same_windows(tmp_path):
+    import hashlib
+    import tracemalloc
+
+    root = folder_set(tmp_path, per_class=2)
+    long = root / "a" / "long.wav"
+    with sf.SoundFile(long, "w", 44100, 2, "PCM_16", format="WAV") as f:
+        rng = np.random.default_rng(1)
+        for _ in range(12):  # 2 minutes, 10 s at a time
+            f.write(0.2 * rng.uniform(-1, 1, (441000, 2)))
+    project = load_spec(spec_file(tmp_path, "  root: data\n  split: {validation: 0, test: 0}\n"))
+    tracemalloc.start()
+    try:
+        index = dataset.build_index(project)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # decoding the whole file held 2 x 8 bytes per frame: 169 MB here
+    assert peak < 24 * 2**20, f"peak {peak / 2**20:.1f} MB"
+    mine = [c for c in index["clips"] if c["file"] == "a/long.wav"]
+    assert [c["window"] for c in mine] == list(range(120))
+    assert {c["sha256"] for c in mine} == {hashlib.sha256(long.read_bytes()).hexdigest()}
+    x, _ = dataset.load_split(project, index, "train")
+    rows = [i for i, c in enumerate(c for c in index["clips"] if c["split"] == "train")
+            if c["file"] == "a/long.wav"]
+    _, expected = audio.windows(long.read_bytes(), RATE, RATE)
+    assert np.array_equal(x[rows], np.stack(expected))
