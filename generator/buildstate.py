@@ -51,3 +51,31 @@ def hold_lock(build_dir: Path) -> None:
     except BuildLocked as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)
+
+
+def build_dir_cache(build_dir: Path):
+    """An SCons CacheDir class whose keys name an artifact by its path inside the build folder
+    (demo/tflite/model.tflite) rather than by its path from the checkout, as SCons does: two
+    clones, or CI, building into different folders fetch each other's artifacts. The rest of
+    the key is SCons's own (the contents of every input, the action)."""
+    import SCons.CacheDir
+    from SCons.Util import hash_collect
+
+    root = Path(build_dir).resolve()
+
+    class BuildDirCache(SCons.CacheDir.CacheDir):
+        def cachepath(self, node):
+            if not self.is_enabled():
+                return None, None
+            try:
+                sig = node.cachesig
+            except AttributeError:
+                where = Path(node.get_abspath())
+                name = where.relative_to(root).as_posix() if where.is_relative_to(root) \
+                    else node.get_internal_path()
+                sigs = [n.get_cachedir_csig() for n in node.children()]
+                sig = node.cachesig = hash_collect(sigs + [node.get_contents_sig(), name])
+            cachedir = os.path.join(self.path, sig[:self.config["prefix_len"]].upper())
+            return cachedir, os.path.join(cachedir, sig)
+
+    return BuildDirCache

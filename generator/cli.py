@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,8 +59,22 @@ def cmd_validate(args) -> int:
 
 
 def _scons(args_list: list[str]) -> int:
+    """Run SCons in a child process and return its exit status.
+
+    Ctrl-C in a terminal reaches both processes; SIGINT sent to this one alone (kill -INT,
+    a CI runner) is passed on. Either way the child stops its stage, records the finished
+    ones, prints INTERRUPTED and exits 130 (SConstruct, pipeline._user_errors); this process
+    waits for it rather than killing it (a killed SCons forgets the stages it finished)."""
     cmd = [sys.executable, "-m", "SCons", "-C", str(REPO), "-Q"] + args_list
-    return subprocess.call(cmd)
+    child = subprocess.Popen(cmd)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        child.send_signal(signal.SIGINT)
+        if child.wait() == 130:
+            return 130  # the child said so
+        raise  # stopped between stages, silently: main() says so
 
 
 def cmd_build(args) -> int:
@@ -158,6 +173,9 @@ def cmd_simulate(args) -> int:
     except (SpecError, SimulateError) as exc:
         print(exc, file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `| head`: stop quietly, as the reader asked
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     if args.json:
         write_json(args.json, result)
     return 0
@@ -220,7 +238,12 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--build-dir", help="where the build put its artifacts (default: build/)")
     e.set_defaults(func=cmd_evaluate)
     m = sub.add_parser("simulate", help="run audio files through a variant's firmware core and "
-                                        "model on the host; print the device's serial lines")
+                                        "model on the host; print the device's serial lines",
+                       description="Print the hop lines the variant's firmware prints for each "
+                                   "file (several files: clip=<i> prefixes and end lines, as a "
+                                   "clip build). t_ms is the stream time at the end of the hop "
+                                   "(not the device's time since boot); dsp_us, inf_us and ovr "
+                                   "are 0.")
     m.add_argument("spec")
     m.add_argument("--variant", required=True, help="the variant (targets[].name) to simulate")
     m.add_argument("files", nargs="+", help="audio files (any rate and channels); each is a stream")
@@ -237,10 +260,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+INTERRUPTED = "interrupted; run the same command again to resume (finished stages are kept)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C is a request, not a bug: one line, no traceback
+        print(INTERRUPTED if args.command == "build" else "interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -65,13 +65,41 @@ def dataset_listing(root: Path) -> str:
     an added, removed or touched file re-runs the index (cheap), whose content
     hashes then decide whether anything downstream changes. Checking it costs
     one directory walk, which keeps a no-op build fast.
+
+    As the index does, a link to a folder is followed in the root (a class folder may
+    be a link) unless it points to the root or above, and listed but not walked deeper.
+    A link that cannot be followed (dangling, or a loop) or a file gone meanwhile is
+    listed with the error and the link's target instead of its size, never a crash
+    before the build starts: the index reports it as a skipped file, and repairing it
+    changes this listing.
     """
+    top = os.fspath(root)
+    real_top = os.path.realpath(top)
+
+    def walked(dirpath: str, name: str) -> bool:
+        path = os.path.join(dirpath, name)
+        if not os.path.islink(path):
+            return True
+        real = os.path.realpath(path)  # a link in the root, unless to the root or above
+        return dirpath == top and os.path.commonpath([real_top, real]) != real
+
     entries = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            st = os.stat(os.path.join(dirpath, name))
-            entries.append(f"{os.path.relpath(os.path.join(dirpath, name), root)}\t{st.st_size}\t{st.st_mtime_ns}")
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = sorted(d for d in dirnames if walked(dirpath, d))
+        for name in sorted(filenames + links):
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, top)
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                try:
+                    target = os.readlink(path)
+                except OSError:
+                    target = ""
+                entries.append(f"{rel}\t{exc.strerror or type(exc).__name__}\t{target}")
+                continue
+            entries.append(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}")
     return "\n".join(entries)
 
 
@@ -172,8 +200,7 @@ def act_crossval(target, source, env):
 
 def act_streaming(target, source, env):
     from .streaming import format_streaming, write_streaming
-    result = write_streaming(_project(env), _load_json(source[0]), Path(str(source[1])),
-                             Path(str(target[0])))
+    result = write_streaming(_project(env), _load_json(source[0]), Path(str(target[0])))
     print(format_streaming(result))
 
 
@@ -195,14 +222,68 @@ def act_report(target, source, env):
 
 
 def _user_errors(action):
-    """Report a SpecError raised inside a stage as `file:line:col: message`, not a traceback."""
+    """Run a stage: a SpecError it raises prints as `file:line:col: message`, not a traceback.
+
+    While a stage runs in the main thread (always, unless -j > 1), Ctrl-C (SIGINT) raises
+    KeyboardInterrupt in it, so the stage stops at once and its clean-up runs (outputs are
+    written atomically: none is left half-written); then the handler in place before the
+    stage (SConstruct's: record the finished stages, one line, exit 130) ends the build.
+    TensorFlow makes a KeyboardInterrupt unreliable: raised while Python runs a weakref
+    callback or a __del__ (its graph code runs many) it is printed as "Exception ignored"
+    and dropped; raised while pybind11 handles another error it becomes a RuntimeError.
+    So once Ctrl-C is pressed, none is printed, SIGINT is sent again every half second
+    until the stage gives way, and whatever the stage then raises, or its return, ends
+    the build the same way."""
     def run(target, source, env):
+        import signal
+        import threading
+
         from .errors import SpecError
+
+        done = threading.Event()
+
+        def resend():
+            while not done.wait(0.5):
+                os.kill(os.getpid(), signal.SIGINT)
+
+        def unraisable(info):
+            if not isinstance(info.exc_value, KeyboardInterrupt):
+                default_unraisable(info)
+
+        def interrupt(signum, frame):
+            if done.is_set():  # already stopping
+                return
+            if resender.ident is None:
+                sys.unraisablehook = unraisable
+                resender.start()
+            raise KeyboardInterrupt
+
+        def stop():
+            done.set()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            if callable(outer):
+                outer(signal.SIGINT, None)  # SConstruct's ends the process
+            raise KeyboardInterrupt  # no handler of ours: SCons reports the interruption
+
+        resender = threading.Thread(target=resend, daemon=True)
+        default_unraisable = sys.unraisablehook
+        in_main = threading.current_thread() is threading.main_thread()
+        outer = signal.signal(signal.SIGINT, interrupt) if in_main else None
         try:
             action(target, source, env)
-        except SpecError as exc:
-            print(exc, file=sys.stderr)
-            return 2
+            if resender.ident is not None:
+                stop()
+        except BaseException as exc:
+            if resender.ident is not None:
+                stop()
+            if isinstance(exc, SpecError):
+                print(exc, file=sys.stderr)
+                return 2
+            raise
+        finally:
+            sys.unraisablehook = default_unraisable
+            if in_main:
+                signal.signal(signal.SIGINT, signal.SIG_DFL if outer is None else outer)
         return 0
     run.__name__ = action.__name__
     return run
@@ -215,6 +296,26 @@ def _quiet(label: str):
 
 
 # ----------------------------------------------------------------- the graph
+
+def heal(env, path: Path) -> bool:
+    """Delete an artifact whose file changed since SCons built it (truncated, hand-edited,
+    half-copied), so that this build makes it again instead of handing it to the next stage.
+    Compares the size and modification time (whole seconds) SCons recorded: a stat, no
+    hashing, so a change within the second of the build that keeps the size goes unseen.
+    Returns whether the file was removed."""
+    if not path.is_file():
+        return False
+    ninfo = getattr(env.File(str(path)).get_stored_info(), "ninfo", None)
+    size, stamp = getattr(ninfo, "size", None), getattr(ninfo, "timestamp", None)
+    if size is None or stamp is None:
+        return False  # not built by this build folder's SCons: nothing to compare with
+    st = path.stat()
+    if st.st_size == size and int(st.st_mtime) == int(stamp):  # SCons keeps whole seconds
+        return False
+    print(f"{path}: changed since it was built ({size} -> {st.st_size} bytes); building it again")
+    path.unlink()
+    return True
+
 
 def declare(env, project: Project, all_projects: dict[str, Project] | None = None,
             build_dir: Path | None = None, spec_text: str | None = None) -> dict:
@@ -265,8 +366,8 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
         report_inputs.append(art.crossval)
     calibrated = []  # the firmware reads the streaming stage's threshold when it is auto
     if spec.evaluation.streaming is not None:
-        nodes["streaming"] = stage("streaming", [art.streaming], [art.dataset_index, art.tflite],
-                                   act_streaming)
+        nodes["streaming"] = stage("streaming", [art.streaming],
+                                   [art.dataset_index, art.tflite, art.analysis], act_streaming)
         report_inputs.append(art.streaming)
         if spec.detection.threshold == "auto":
             calibrated = [art.streaming]
@@ -283,23 +384,53 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
     nodes["firmware"] = [n for v in variant_nodes.values() for n in v]
     nodes["report"] = stage("report", [art.report],
                             report_inputs + [str(n) for n in nodes["firmware"]], act_report)
+    from SCons.Script import GetOption
+    if not GetOption("no_exec"):  # a dry run changes nothing
+        for node in [n for group in nodes.values() for n in group]:
+            heal(env, Path(str(node)))
     Alias(str(rel.with_suffix("")), nodes["report"] + nodes["firmware"])
     Alias(spec.name, nodes["report"] + nodes["firmware"])
     return nodes
 
 
 def main_scons(env, spec_paths: list[Path], build_dir: Path | None = None) -> None:
-    """Called by SConstruct: declare every project; user errors stop the build cleanly."""
+    """Called by SConstruct: declare every project; user errors stop the build cleanly.
+
+    SCons swaps in its own SIGINT handler while it builds, one that waits for the running
+    stages (see _user_errors); the handler in place when the build starts (SConstruct's)
+    is put back in front of it. SCons offers no option for this, hence the wrapper."""
+    import signal
+
+    from SCons.Taskmaster.Job import Jobs
+
     from .errors import SpecError
+    from .yamlpos import read_text
+
+    scons_setup = Jobs._setup_sig_handler
+    if not getattr(scons_setup, "keeps_sigint", False):
+        def setup(jobs) -> None:
+            ours = signal.getsignal(signal.SIGINT)
+            scons_setup(jobs)  # also SIGTERM and SIGHUP, which keep SCons's handling
+            if callable(ours) and ours is not signal.default_int_handler:
+                signal.signal(signal.SIGINT, ours)
+        setup.keeps_sigint = True
+        Jobs._setup_sig_handler = setup
+
     projects: dict[str, Project] = {}
     texts: dict[str, str] = {}  # each spec read once: the snapshot every stage parses
     try:
         for path in spec_paths:
             rel = path.relative_to(REPO) if path.is_relative_to(REPO) else path
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path, str(rel))
             project = load_spec(path, str(rel), text=text)
             projects[project.name] = project
             texts[project.name] = text
+            base = project.spec.transfer.base if project.spec.transfer else ""
+            own_model = Artifacts.for_project(project.name, build_dir).keras_model
+            if base and project.resolve(base) == own_model:  # (a .yaml base: load_spec checks)
+                raise SpecError(project.positions.problem(
+                    ("transfer", "base"), f"transfer.base {base} is the model this spec builds; "
+                                          f"a model cannot start from itself"))
         for project in projects.values():
             declare(env, project, projects, build_dir, texts[project.name])
     except SpecError as exc:

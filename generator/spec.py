@@ -9,6 +9,7 @@ only knows what a well-formed spec looks like.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -585,6 +586,9 @@ def _cross_field_problems(spec: ProjectSpec, pos: Positions) -> list[Problem]:
             out.append(pos.problem(("targets", i, "name"),
                                    f"target name '{target.name}' is used twice; names must be unique"))
         seen.add(target.name)
+    out += _name_too_long(pos, ("name",), spec.name, "the build folder, files and C symbols")
+    for i, target in enumerate(spec.targets):
+        out += _name_too_long(pos, ("targets", i, "name"), target.name, "its firmware folder")
     if spec.features.frame_length > spec.audio.clip_samples:
         out.append(pos.problem(("features", "frame_length"),
                                f"frame_length ({spec.features.frame_length}) is longer than the clip "
@@ -601,6 +605,49 @@ def _cross_field_problems(spec: ProjectSpec, pos: Positions) -> list[Problem]:
     return out
 
 
+_MAX_NAME = 64  # a name becomes a folder, file names and C symbols; file systems stop at 255
+
+
+def _name_too_long(pos: Positions, loc: tuple, name: str, what: str) -> list[Problem]:
+    if len(name) <= _MAX_NAME:
+        return []
+    return [pos.problem(loc, f"name is {len(name)} characters long; at most {_MAX_NAME} (it names "
+                             f"{what})")]
+
+
+def _transfer_cycle(path: Path, spec: ProjectSpec, pos: Positions) -> list[Problem]:
+    """transfer.base naming this spec, or bases whose own transfer.base lead back to it: the
+    model would be built from itself. Only each base's transfer.base is read; a missing or
+    broken base is reported when its model is needed, and a cycle among the bases alone by
+    their own specs."""
+    base = spec.transfer.base if spec.transfer else ""
+    if not base.endswith((".yaml", ".yml")):
+        return []
+    start = path.resolve()
+    chain, current = [start], (path.parent / base).resolve()
+    while current not in chain:
+        chain.append(current)
+        try:
+            data, _ = yamlpos.load(current)
+        except SpecError:
+            return []
+        transfer = data.get("transfer") if isinstance(data, dict) else None
+        base = transfer.get("base") if isinstance(transfer, dict) else None
+        if not (isinstance(base, str) and base.endswith((".yaml", ".yml"))):
+            return []
+        current = (current.parent / base).resolve()
+    if current != start:
+        return []
+    if len(chain) == 1:
+        return [pos.problem(("transfer", "base"),
+                            "transfer.base names this spec itself; a model cannot start from "
+                            "itself: name another spec or a trained .keras file")]
+    names = " -> ".join(os.path.relpath(p, start.parent) for p in chain + [start])
+    return [pos.problem(("transfer", "base"),
+                        f"transfer.base leads back to this spec ({names}); a model cannot start "
+                        f"from itself: one of these specs must name another base")]
+
+
 def load_spec(path: str | Path, display: str | None = None, text: str | None = None) -> Project:
     """Read and validate a spec file; raises SpecError with file:line:col on bad input.
 
@@ -613,8 +660,11 @@ def load_spec(path: str | Path, display: str | None = None, text: str | None = N
         data, pos = yamlpos.loads(text, display or str(path))
     if not isinstance(data, dict):
         raise SpecError(Problem(pos.path, 1, 1, "a spec must be a YAML mapping of keys to values"))
-    spec = validate(ProjectSpec, data, pos)
-    problems = _cross_field_problems(spec, pos)
+    try:
+        spec = validate(ProjectSpec, data, pos)
+    except SpecError as exc:  # a value merged (<<) into several places is wrong once, at its line
+        raise SpecError(list(dict.fromkeys(exc.problems))) from None
+    problems = _cross_field_problems(spec, pos) + _transfer_cycle(path, spec, pos)
     folder = spec.augmentation.background.folder
     if folder is not None and not (path.parent / folder).is_dir():
         problems.append(pos.problem(("augmentation", "background", "folder"),

@@ -42,7 +42,7 @@ def features_npz(project, out: Path) -> Path:
 def test_fire_alarm_end_to_end(shared_data, tmp_path):
     text = (REPO / "projects" / "fire_alarm.yaml").read_text()
     text = text.replace("root: ../../shared/data/fire_alarm", f"root: {shared_data / 'fire_alarm'}")
-    text = text.replace("epochs: 30", "epochs: 12")
+    text = text.replace("epochs: 60", "epochs: 12")
     assert "epochs: 12" in text and str(shared_data) in text
     spec = tmp_path / "fire_alarm.yaml"
     spec.write_text(text)

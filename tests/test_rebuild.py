@@ -71,7 +71,8 @@ def test_threshold_edit_does_not_retrain(built):
     spec, build, _ = built
     spec.write_text(spec.read_text().replace("classes: [beep]", "classes: [beep]\n  threshold: 0.7"))
     ran, _ = _scons(spec, build)
-    assert ran == {"firmware pico", "firmware teensy", "report"}
+    # the streaming evaluation replays the detector at the new threshold; nothing retrains
+    assert ran == {"streaming", "firmware pico", "firmware teensy", "report"}
 
 
 def test_class_list_edit_retrains(built):
@@ -165,3 +166,21 @@ def test_a_team_cache_serves_a_second_build_folder(tmp_path):
     assert ran2 == set(), out
     for rel in ("tflite/model.tflite", "firmware/pico/config.h", "features/features.npz"):
         assert (tmp_path / "a" / "demo" / rel).read_bytes() == (tmp_path / "b" / "demo" / rel).read_bytes()
+
+
+def test_a_truncated_or_corrupt_artifact_is_built_again_not_fed_on(built):
+    """A truncated features.npz used to reach the model stage (BadZipFile on every rerun, the
+    model deleted); a corrupt model.keras used to delete model.tflite. Now each is remade."""
+    spec, build, _ = built
+    _scons(spec, build)
+    npz = build / "demo" / "features" / "features.npz"
+    good = npz.read_bytes()
+    npz.write_bytes(good[:len(good) // 3])
+    ran, out = _scons(spec, build)
+    assert "features" in ran and f"{npz}: changed since it was built" in out
+    assert npz.read_bytes() == good and "model" not in ran
+    keras = build / "demo" / "model" / "model.keras"
+    keras.write_bytes(b"not a zip")
+    ran, _ = _scons(spec, build)
+    assert "model" in ran and (build / "demo" / "tflite" / "model.tflite").is_file()
+    assert _scons(spec, build)[0] == set()
