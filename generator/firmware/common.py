@@ -28,24 +28,17 @@ def q15(value: float) -> int:
     return min(Q15_ONE - 1, max(0, round(value * Q15_ONE)))
 
 
-def q15_multiplier(scale: float) -> tuple[int, int]:
-    """(scale_q31, shift) as model.cpp derives them from the output scale at boot (float32
-    frexpf and lroundf), so that mf_score_q15 gives ((q - zero point) * scale_q31) >> (16 + shift)."""
-    import numpy as np
-
-    mantissa, exponent = np.frexp(np.float32(scale))
-    value = np.float32(mantissa) * np.float32(2147483648.0) * np.float32(0.5)
-    return int(np.floor(value + np.float32(0.5))), int(-exponent - 1)
-
-
 def resolver_ops(analysis: dict) -> list[str]:
     """The MicroMutableOpResolver Add* method names the model needs, sorted and unique."""
     return sorted(set(analysis["resolver"]))
 
 
 def block_comment(line_comment_header: str) -> str:
-    """A `//` header turned into a /* ... */ block, for files without line comments."""
-    return "/*\n" + "".join(f" * {line[3:]}\n" for line in line_comment_header.splitlines()) + " */\n"
+    """A `//` header turned into a /* ... */ block, for files without line comments. The header's
+    free text is escaped already (render.header); a `*/` is broken again here so that no line
+    can end the block whatever made it."""
+    lines = [line[3:].replace("*/", "*\\/") for line in line_comment_header.splitlines()]
+    return "/*\n" + "".join(f" * {line}\n" for line in lines) + " */\n"
 
 
 def detect_classes(project: Project) -> list[bool]:
