@@ -81,6 +81,10 @@ mcu.uart[0].onByte = (value) => {
 // straight through, which is all a batch measurement needs. rp2040js runs the PIO state machines
 // from a JS timer, unrelated to emulated time; here each enabled state machine steps once per
 // (its clock divider) CPU cycles instead, so PIO + DMA drivers (the PDM microphone) keep time.
+// rp2040js also steps every state machine up to 1000 times on the spot when the firmware enables
+// one (RPPIO.run, continued from a JS timer): a PDM state machine would shift in ~500 samples of
+// its pin at once (5 words of zeros in a live-microphone build). Only stepPio steps them here.
+for (const pio of PIO_BLOCKS(mcu)) pio.run = () => {};
 const cycleNanos = 1e9 / 125e6;
 const machines = PIO_BLOCKS(mcu).flatMap((pio) => pio.machines.map((m) => ({ pio, m, debt: 0 })));
 function stepPio(cycles) {

@@ -14,8 +14,10 @@ Two steps around a firmware build you make yourself (this script never builds th
      Prints one row per clip and the mean emulated DSP / inference microseconds per hop.
 
   3. python benchmarks/rp2040_emulator.py size firmware.elf rpi_pico
-     prints `arm-none-eabi-size` and the bytes of each memory region of the board file
-     (flash: text + rodata + data image; RAM regions: data + bss + stacks), and the arena.
+     prints `arm-none-eabi-size` and the bytes of each memory region of the board file, from
+     the sections `arm-none-eabi-objdump -h` lists (flash: text + rodata + the load images of
+     .data and the other sections copied to RAM at boot; RAM regions: data + bss + stacks), and
+     the arena.
 
 Each 1 s clip gives one full feature map, so one inference, at its last hop; the firmware
 times every hop's front end and prints the last one with the inference time.
@@ -28,6 +30,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,11 +38,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from generator import audio, features  # noqa: E402
-from generator.render import c_array  # noqa: E402
+from generator.render import c_array, c_comment  # noqa: E402
 from generator.spec import load_spec  # noqa: E402
 
-LINE = re.compile(r"clip=(\d+) hop=(\d+) t_ms=(\d+) top=(\S+) score=(-?\d+) det=(\S+) "
-                  r"dsp_us=(\d+) inf_us=(\d+) q=([-\d,]+)")
+# One hop line of main.cpp (clip= only in clip builds); ovr = microphone samples lost since boot.
+LINE = re.compile(r"(?:clip=(?P<clip>\d+) )?hop=(?P<hop>\d+) t_ms=(?P<t_ms>\d+) top=(?P<top>\S+) "
+                  r"score=(?P<score>-?\d+) det=(?P<det>\S+) dsp_us=(?P<dsp_us>\d+) "
+                  r"inf_us=(?P<inf_us>\d+) ovr=(?P<ovr>\d+) q=(?P<q>-?\d+(?:,-?\d+)*)")
 
 
 def load_clips(spec, wavs: list[Path]) -> list[np.ndarray]:
@@ -49,7 +54,7 @@ def load_clips(spec, wavs: list[Path]) -> list[np.ndarray]:
 
 def write_header(clips: list[np.ndarray], out: Path, spec_name: str) -> None:
     samples = np.concatenate(clips)
-    text = (f"/* {len(clips)} clips from {spec_name} for the emulator; see "
+    text = (f"/* {len(clips)} clips from {c_comment(spec_name)} for the emulator; see "
             f"benchmarks/rp2040_emulator.py. */\n#include <stdint.h>\n"
             f"#define MF_NUM_CLIPS ({len(clips)}U)\n"
             f"static const uint32_t mf_clip_lengths[MF_NUM_CLIPS] = {{\n    "
@@ -84,24 +89,69 @@ def run_emulator(image: Path, bootrom: Path, max_seconds: float) -> str:
     return res.stdout
 
 
+class Section(NamedTuple):
+    """One ELF section as `objdump -h` lists it: VMA is where it runs, LMA where its bytes are
+    stored in the image; `load` means the image holds them (not NOBITS: .bss, NOLOAD)."""
+    name: str
+    size: int
+    vma: int
+    lma: int
+    alloc: bool
+    load: bool
+
+
+_SECTION = re.compile(r"^\s*\d+\s+(\S+)\s+([0-9a-fA-F]+)\s+([0-9a-fA-F]+)\s+([0-9a-fA-F]+)\s+"
+                      r"[0-9a-fA-F]+\s+2\*\*\d+\s*$")
+
+
+def parse_sections(objdump_h: str) -> list[Section]:
+    """The sections of `arm-none-eabi-objdump -h` output (each row is followed by its flags)."""
+    lines = objdump_h.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        m = _SECTION.match(line)
+        if m:
+            flags = {f.strip() for f in (lines[i + 1] if i + 1 < len(lines) else "").split(",")}
+            out.append(Section(m[1], int(m[2], 16), int(m[3], 16), int(m[4], 16),
+                               "ALLOC" in flags, "LOAD" in flags))
+    return out
+
+
+def region_use(sections: list[Section], regions) -> tuple[dict[str, int], list[tuple[str, int, str]]]:
+    """Bytes used per board memory region, and (section, bytes, region) rows. A section uses its
+    size where it runs (VMA); one whose bytes are in the image and stored elsewhere (LMA != VMA:
+    .data, scratch code, copied at boot) uses its size there too, so flash = text + rodata + the
+    load images of .data and the like. Sections that are not allocated (debug) use nothing."""
+    used = {r.name: 0 for r in regions}
+    rows = []
+
+    def place(name: str, size: int, addr: int, what: str) -> None:
+        for r in regions:
+            if r.origin <= addr < r.end:
+                used[r.name] += size
+                rows.append((name + what, size, r.name))
+                return
+
+    for sec in sections:
+        if not sec.alloc or not sec.size:
+            continue
+        place(sec.name, sec.size, sec.vma, "")
+        if sec.load and sec.lma != sec.vma:
+            place(sec.name, sec.size, sec.lma, " (load image)")
+    return used, rows
+
+
 def size_report(elf: Path, board_id: str) -> None:
     from generator.boards import load_board
 
     board = load_board(board_id)
     print(subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True,
                          check=True).stdout.rstrip())
-    out = subprocess.run(["arm-none-eabi-size", "-A", "-x", str(elf)], capture_output=True,
+    out = subprocess.run(["arm-none-eabi-objdump", "-h", str(elf)], capture_output=True,
                          text=True, check=True).stdout
-    used = {r.name: 0 for r in board.memory}
-    for line in out.splitlines()[2:]:
-        parts = line.split()
-        if len(parts) != 3 or not parts[2].startswith("0x"):
-            continue
-        name, size, addr = parts[0], int(parts[1], 16), int(parts[2], 16)
-        for r in board.memory:
-            if size and r.origin <= addr < r.end:
-                used[r.name] += size
-                print(f"  {name:<28} {size:>8} bytes in {r.name}")
+    used, rows = region_use(parse_sections(out), board.memory)
+    for name, size, region in rows:
+        print(f"  {name:<40} {size:>8} bytes in {region}")
     syms = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True,
                           check=True).stdout
     arena = next((int(ln.split()[1], 16) for ln in syms.splitlines()
@@ -147,26 +197,29 @@ def main(argv: list[str] | None = None) -> int:
         args.log.write_text(text)
     rows = {}
     for m in LINE.finditer(text):
-        rows[int(m.group(1))] = m  # the last line of each clip: its full-window inference
+        if m["clip"] is not None:
+            rows[int(m["clip"])] = m  # the last line of each clip: its full-window inference
     host = host_outputs(spec, args.tflite, clips)
     print(next((ln for ln in text.splitlines() if ln.startswith("mf ready")), "(no ready line)"))
     print(f"{'clip':>4} {'file':<36} {'device':>10} {'host':>10} {'q device':>12} {'q host':>12} "
           f"{'dsp_us':>7} {'inf_us':>7}")
-    same, dsp, inf = 0, [], []
+    same, dsp, inf, ovr = 0, [], [], 0
     for i, (wav, h) in enumerate(zip(args.wavs, host)):
         m = rows.get(i)
-        q = [int(v) for v in m.group(9).split(",")] if m else None
+        q = [int(v) for v in m["q"].split(",")] if m else None
         ok = q == h
         same += ok
         if m:
-            dsp.append(int(m.group(7)))
-            inf.append(int(m.group(8)))
+            dsp.append(int(m["dsp_us"]))
+            inf.append(int(m["inf_us"]))
+            ovr = max(ovr, int(m["ovr"]))
         print(f"{i:>4} {wav.name[:36]:<36} {spec.classes[int(np.argmax(q))] if q else '-':>10} "
               f"{spec.classes[int(np.argmax(h))]:>10} {str(q):>12} {str(h):>12} "
-              f"{m.group(7) if m else '-':>7} {m.group(8) if m else '-':>7}{'' if ok else '  MISMATCH'}")
+              f"{m['dsp_us'] if m else '-':>7} {m['inf_us'] if m else '-':>7}"
+              f"{'' if ok else '  MISMATCH'}")
     print(f"outputs equal to the host on {same}/{len(host)} clips; emulated per hop at 125 MHz: "
           f"DSP {np.mean(dsp):.0f} us (max {max(dsp, default=0)}), inference {np.mean(inf):.0f} us "
-          f"(max {max(inf, default=0)}), hop {features.design(spec).hop_us} us")
+          f"(max {max(inf, default=0)}), hop {features.design(spec).hop_us} us; ovr={ovr}")
     return 0 if same == len(host) else 1
 
 

@@ -6,12 +6,14 @@ int16 audio at the spec's sample rate (`simulate_stream`), or audio files (the C
 decoded by generator.audio.decode, mono, resampled, int16). Produces what the firmware's
 main loop (templates/common/main.cpp) computes and prints per hop:
 
-    hop=<n> t_ms=<ms> top=<class> score=<q15> det=<class or -> dsp_us=0 inf_us=0 ovr=0 q=<raw int8,...>
+    hop=<n> t_ms=<ms> top=<class> score=<q15> det=<class|-> dsp_us=0 inf_us=0 ovr=0 q=<int8,...>
 
 How. The variant's firmware core -- config.h, mf_features.*, mf_stream.*, frontend.*,
-detection.* -- is rendered from templates/common with the variant's family context
-(byte-identical to build/<project>/firmware/<variant>/ when that is up to date; a
-firmware folder that differs is reported in `Simulator.stale`), compiled for the host
+detection.* -- is rendered from templates/common with the variant's family context, as
+the firmware stage renders build/<project>/firmware/<variant>/ (that folder is not read;
+when it exists and its code, header lines aside, differs from the render, or its
+model_data.cc is not the built model, the files are listed in `Simulator.stale` and the
+CLI says the firmware is out of date), compiled for the host
 with gcc together with CMSIS-DSP (portable C for a Cortex-M0+ board, its DSP paths for
 a Cortex-M7 one, as generator.hostc builds them) and a small harness (HARNESS_C below)
 into a shared library cached under <cache>/simulate/, and called with ctypes:
@@ -44,7 +46,9 @@ boot line ("mf ready ...") is not printed. A variant without the `serial` output
 no hop lines on the device, so the CLI prints none either (the JSON has them all).
 
 `simulate_stream(project, variant, samples)` returns the per-hop records as dicts (no
-printing); `Simulator.run` the same as arrays (StreamResult), for long streams.
+printing); `simulator(project, variant)` (memoised `load`) and `Simulator.run` give the
+same as arrays (StreamResult), for long streams. The CLI decodes every file before it
+prints anything; a file it cannot read is one line naming it (SimulateError, exit 2).
 `reference_detector` / `reference_score_q15` are Python statements of detection.c's
 integer arithmetic, for tests and offline sweeps; the simulator never uses them.
 
@@ -404,11 +408,7 @@ class Simulator:
         """One stream from a reset front end and detector, as arrays."""
         from .evaluate import run_tflm
 
-        samples = np.asarray(samples)
-        if samples.ndim != 1:
-            raise ValueError(f"samples must be 1-D int16, got shape {samples.shape}")
-        if samples.dtype != np.int16:
-            raise ValueError(f"samples must be int16, got {samples.dtype}")
+        samples = _int16(samples)
         core, hop, c = self.core, self.hop_samples, len(self.classes)
         blocks = len(samples) // hop
         core.reset()
@@ -433,6 +433,19 @@ class Simulator:
         return StreamResult(stream_hop=stream_hop, t_ms=t_ms, raw=arr["raw"],
                             scores=arr["scores"], smoothed=arr["smoothed"], top=arr["top"],
                             det=arr["det"], hops_pushed=blocks, samples=len(samples))
+
+
+def _int16(samples) -> np.ndarray:
+    """1-D int16 samples; integers that fit are converted, anything else is refused (float
+    audio in [-1, 1] would silently become zeros)."""
+    x = np.asarray(samples)
+    if x.ndim != 1:
+        raise ValueError(f"samples must be 1-D int16, got shape {x.shape}")
+    if x.dtype == np.int16:
+        return x
+    if x.dtype.kind not in "iu" or (x.size and (x.min() < -32768 or x.max() > 32767)):
+        raise ValueError(f"samples must be int16 (or integers in its range), got {x.dtype}")
+    return x.astype(np.int16)
 
 
 def _variant_names(project: Project) -> list[str]:
@@ -476,33 +489,48 @@ def _code(path: Path) -> str:
     return _strip_header(path.read_text())
 
 
+def _shown_path(path: Path) -> str:
+    """A path relative to the working directory when it is under it (as the CLI shows paths)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def load(project: Project, variant: str, build_dir: Path | None = None,
-         spec_display: str | None = None) -> Simulator:
+         spec_display: str | None = None, calibration: dict | None = None) -> Simulator:
     """The simulator of a built variant (rendered, compiled, model loaded); SimulateError
-    naming `spec_display` when the build is missing or the variant unknown."""
+    naming `spec_display` when the build is missing or the variant unknown. `calibration`
+    stands in for analysis/streaming.json (the streaming stage, which makes that file,
+    runs the front end and scores before any threshold exists)."""
     shown = spec_display or str(project.path)
     names = _variant_names(project)
     if variant not in names:
         raise SimulateError(f"{shown}: no variant '{variant}'; variants: {', '.join(names)}")
     art = Artifacts.for_project(project.name, build_dir)
     needed = [(art.tflite, "built model"), (art.analysis, "model analysis")]
-    if project.spec.detection.threshold == "auto":
+    if project.spec.detection.threshold == "auto" and calibration is None:
         needed.append((art.streaming, "threshold calibration (threshold: auto)"))
     for path, what in needed:
         if not path.is_file():
-            raise SimulateError(f"{shown}: no {what} at {path}; run micforge build {shown} first")
+            raise SimulateError(f"{shown}: no {what} at {_shown_path(path)}; "
+                                f"run micforge build {shown} first")
     tflite = art.tflite.read_bytes()
     analysis = json.loads(art.analysis.read_text())
-    calibration = (json.loads(art.streaming.read_text())
-                   if project.spec.detection.threshold == "auto" else None)
+    if calibration is None and project.spec.detection.threshold == "auto":
+        calibration = json.loads(art.streaming.read_text())
     v = _resolve(project, variant, analysis, calibration)
     zero_point, scale, in_shape = _model_io(tflite)
     fe: FrontEnd = v.frontend
     want = [1, fe.num_frames, fe.num_bins, 1]
-    if in_shape != want or analysis.get("model_bytes", len(tflite)) != len(tflite):
-        raise SimulateError(f"{shown}: the built model at {art.tflite} does not match the spec "
-                            f"(input {in_shape}, the spec's features give {want}); "
+    if in_shape != want:
+        raise SimulateError(f"{shown}: the built model at {_shown_path(art.tflite)} takes "
+                            f"{in_shape}, the spec's features are {want}; "
                             f"run micforge build {shown} first")
+    if analysis.get("model_bytes", len(tflite)) != len(tflite):
+        raise SimulateError(f"{shown}: {_shown_path(art.analysis)} is not the analysis of "
+                            f"{_shown_path(art.tflite)}; run micforge build {shown} first")
     texts = core_texts(v, analysis, tflite)
     cmsis = cmsis_variant(v.board)
     core = HostCore(build_library(texts, cmsis))
@@ -533,6 +561,7 @@ def _model_io(tflite: bytes) -> tuple[int, float, list[int]]:
 
 
 _CACHE: dict[tuple, Simulator] = {}
+CACHED_SIMULATORS = 8
 
 
 def simulator(project: Project, variant: str, build_dir: Path | None = None) -> Simulator:
@@ -543,7 +572,8 @@ def simulator(project: Project, variant: str, build_dir: Path | None = None) -> 
     key = (str(project.path), json.dumps(project.spec.model_dump(mode="json"), sort_keys=True),
            variant, str(art.root.resolve()), stamp)
     if key not in _CACHE:
-        _CACHE.clear()
+        while len(_CACHE) >= CACHED_SIMULATORS:
+            _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = load(project, variant, build_dir)
     return _CACHE[key]
 
@@ -559,7 +589,7 @@ def simulate_stream(project: Project, variant: str, samples: np.ndarray,
     streams `simulator(...).run(samples)` gives the same as arrays, without the dicts.
     """
     sim = simulator(project, variant, build_dir)
-    return sim.run(np.asarray(samples, dtype=np.int16)).records(sim.classes)
+    return sim.run(samples).records(sim.classes)
 
 
 # ------------------------------------------------------------------------ lines and files

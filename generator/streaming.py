@@ -7,13 +7,13 @@ clips of the detect classes laid over it at known times (gaps drawn from
 `event_gap_seconds`, each at an SNR drawn from `snr_db` against the bed under it).
 The bed repeats its clips as often as the duration needs (a short split repeats).
 
-`hop_scores(project, tflite, samples)` runs the device's per-hop computation on it:
-the front end frame by frame (generator.features, bit-exact with the C module),
-the map of the last num_frames frames after every hop once the map is full, the
-int8 model under the real TFLM runtime, and the q15 scores (detection.c's
-mf_score_q15 arithmetic). `detector_events(...)` replays the firmware's detector
-(detection.c: running mean over `smoothing` hops, threshold and release in q15,
-hysteresis) and returns the onsets of each detection.
+`hop_scores(project, build_dir, samples)` runs the device's per-hop computation on it
+through the firmware twin (generator.simulate): the rendered C front end and score
+conversion compiled for the host, the int8 model under the real TFLM runtime.
+`detector_onsets(...)` replays the firmware's detector (simulate.reference_detector,
+detection.c's integer arithmetic: running mean over `smoothing` hops, threshold and
+release in q15, hysteresis) and returns the hops where the printed `det=` turns to a
+class.
 
 Scoring rules (after the MLPerf Tiny streaming wake-word benchmark): an event of
 class c is detected when an onset of c falls between its start and its end plus
@@ -116,64 +116,29 @@ def make_stream(project: Project, clips: np.ndarray, labels: np.ndarray, setting
 
 # ------------------------------------------------------------- the device, per hop
 
-def score_q15(raw: np.ndarray, zero_point: int, scale: float) -> np.ndarray:
-    """detection.c's mf_score_q15 for every output: (q - zero point) * scale in q15, clamped."""
-    from .firmware.common import q15_multiplier
+def hop_scores(project: Project, build_dir, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(end time of each inference hop in seconds, q15 scores [hops, classes]) of a stream,
+    from the firmware twin (generator.simulate): the rendered C front end and score
+    conversion compiled for the host, the model under TFLM. The first variant's build is
+    used: every family computes the same features (the parity tests)."""
+    from .simulate import load
 
-    scale_q31, shift = q15_multiplier(scale)
-    v = ((raw.astype(np.int64) - zero_point) * scale_q31) >> (16 + shift)
-    return np.clip(v, 0, Q15_ONE - 1).astype(np.int64)
-
-
-def hop_scores(project: Project, tflite: bytes, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(end time of each inference hop in seconds, q15 scores [hops, classes]) of a stream."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    from . import features as F
-    from .evaluate import TFLM_ARENA, run_tflm
-
-    fe = F.design(project.spec)
-    frames = F.frames(fe, samples)
-    feats = np.empty((len(frames), fe.num_bins), dtype=np.int8)
-    for start in range(0, len(frames), 4096):
-        feats[start:start + 4096] = F.to_int8(F.batch_levels(fe, frames[start:start + 4096]), fe)
-    hops = len(samples) // fe.hop_samples
-    counts = [(1 + ((k + 1) * fe.hop_samples - fe.frame_length) // fe.frame_step)
-              for k in range(hops)]
-    ready = [k for k in range(hops) if counts[k] >= fe.num_frames]
-    maps = np.stack([feats[counts[k] - fe.num_frames:counts[k]] for k in ready]) if ready else \
-        np.zeros((0, fe.num_frames, fe.num_bins), np.int8)
-    raw = run_tflm(tflite, maps) if len(maps) else np.zeros((0, len(project.spec.classes)), np.int8)
-    out = runtime.Interpreter.from_bytes(tflite, arena_size=TFLM_ARENA).get_output_details(0)
-    q = out["quantization_parameters"]
-    scores = score_q15(raw, int(q["zero_points"][0]), float(q["scales"][0]))
-    times = np.array([(k + 1) * fe.hop_samples / fe.sample_rate for k in ready])
-    return times, scores
+    variant = project.spec.targets[0].name
+    sim = load(project, variant, build_dir, calibration={"threshold": 0.5})  # scores only
+    result = sim.run(samples)
+    return result.t_ms / 1000.0, result.scores.astype(np.int64)
 
 
 def detector_onsets(scores: np.ndarray, detect: list[int], smoothing: int, threshold_q15: int,
                     release_q15: int) -> list[list[int]]:
-    """Per detect class, the hop indices where its detection turns on: detection.c's
-    mf_detector_update (integer running mean over up to `smoothing` hops, on at the
-    threshold, off below the release level)."""
-    n, k = scores.shape
-    csum = np.vstack([np.zeros((1, k), np.int64), np.cumsum(scores, axis=0)])
-    idx = np.arange(n)
-    count = np.minimum(idx + 1, smoothing)
-    sums = csum[idx + 1] - csum[np.maximum(idx + 1 - smoothing, 0)]
-    # C integer division truncates toward zero; sums are >= 0 here
-    smoothed = sums // count[:, None]
-    out = []
-    for c in detect:
-        s = smoothed[:, c]
-        on, onsets = False, []
-        for h in range(n):
-            now = s[h] >= (release_q15 if on else threshold_q15)
-            if now and not on:
-                onsets.append(h)
-            on = bool(now)
-        out.append(onsets)
-    return out
+    """Per detect class, the hops where the device's `det=` turns to it (detection.c's
+    detector, replayed by simulate.reference_detector: equal to the C, tested there)."""
+    from .simulate import reference_detector
+
+    flags = [c in detect for c in range(scores.shape[1])]
+    det, _, _ = reference_detector(scores, smoothing, threshold_q15, release_q15, flags)
+    prev = np.concatenate([[-1], det[:-1]])
+    return [np.flatnonzero((det == c) & (prev != c)).tolist() for c in detect]
 
 
 # --------------------------------------------------------------------- scoring
@@ -250,7 +215,7 @@ def _sweep(stream: Stream, times, scores, project: Project) -> list[dict]:
     return rows
 
 
-def evaluate_streaming(project: Project, index: dict, tflite: bytes) -> dict:
+def evaluate_streaming(project: Project, index: dict, build_dir) -> dict:
     """The streaming evaluation of a built model (see the module docstring), JSON-able."""
     spec = project.spec
     det = spec.detection
@@ -259,7 +224,7 @@ def evaluate_streaming(project: Project, index: dict, tflite: bytes) -> dict:
                     "smoothing": det.smoothing, "auto": det.threshold == "auto"}
     if det.threshold == "auto":
         stream = _split_stream(project, index, "validation", 1)
-        times, scores = hop_scores(project, tflite, stream.samples)
+        times, scores = hop_scores(project, build_dir, stream.samples)
         rows = [r for r in _sweep(stream, times, scores, project) if r["smoothing"] == det.smoothing]
         ok = [r for r in rows if r["false_alarms_per_hour"] <= det.false_alarms_per_hour]
         chosen = min(ok, key=lambda r: r["threshold"]) if ok else max(rows, key=lambda r: r["threshold"])
@@ -269,7 +234,7 @@ def evaluate_streaming(project: Project, index: dict, tflite: bytes) -> dict:
     else:
         result["threshold"] = det.threshold
     stream = _split_stream(project, index, "test", 0)
-    times, scores = hop_scores(project, tflite, stream.samples)
+    times, scores = hop_scores(project, build_dir, stream.samples)
     rows = _sweep(stream, times, scores, project)
     result["test"] = {"events": len(stream.events), "hops": int(len(times)), "sweep": rows,
                       "at_threshold": next(r for r in rows if r["smoothing"] == det.smoothing
@@ -314,10 +279,11 @@ def format_streaming(d: dict) -> str:
     return "\n".join(lines)
 
 
-def write_streaming(project: Project, index: dict, tflite_path, out_json) -> dict:
+def write_streaming(project: Project, index: dict, out_json) -> dict:
+    """Evaluate the model built in the build folder holding `out_json` (analysis/streaming.json)."""
     from pathlib import Path
 
     from .fileio import write_json
-    result = evaluate_streaming(project, index, Path(tflite_path).read_bytes())
+    result = evaluate_streaming(project, index, Path(out_json).parents[2])
     write_json(out_json, result)
     return result

@@ -1,28 +1,28 @@
-"""Rendered firmware trees of both families against golden files, the shared parts once.
+"""Rendered firmware trees of both families against golden files, each shared part once.
 
-Each example variant is rendered (targets.render_target) from a tiny fixed-weight int8 model
-(conftest.tiny_model, bytes independent of training) and a fixed analysis. The outputs of
-templates/common/ are the same for every variant of a spec but for the inputs-hash line, so
-they are stored once per spec (tests/golden/firmware/<spec>/common/) and every variant is
-compared with them; the family's own files are stored per variant
-(tests/golden/firmware/<spec>/<variant>/). Hash lines are masked: a hash changes with any
-input, and test_render_is_deterministic checks the hashes themselves.
-MICFORGE_UPDATE_GOLDEN=1 refreshes the files deliberately.
+Every example variant below is rendered (targets.render_target) from a tiny fixed-weight
+int8 model (conftest.tiny_model, bytes independent of training) and a fixed analysis.
+Hash lines are masked (a hash changes with any input; the determinism test checks them).
+A generated file is stored once where its text is shared: under all/ when every variant
+of the list renders it alike, under <spec>/ when every variant of that spec does, else
+under <spec>/<variant>/ — so a change to a shared template shows as one golden diff, and
+the golden tree has no near-identical copies. MICFORGE_UPDATE_GOLDEN=1 rewrites the tree.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+from collections import defaultdict
 
 import pytest
 
 from generator.boards import load_board
 from generator.features import design
-from generator.paths import template_names
 from generator.spec import load_spec
 from generator.targets import FAMILIES, output_files, render_target
 
-from conftest import REPO, assert_golden, tiny_model
+from conftest import REPO, UPDATE_GOLDEN, tiny_model
 
 GOLDEN = REPO / "tests" / "golden" / "firmware"
 EXAMPLES = [("fire_alarm", "pico"), ("fire_alarm", "micromod"), ("fire_alarm", "teensy"),
@@ -51,23 +51,71 @@ def _render(spec: str, variant: str, out):
     return project, target, board, files
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("spec,variant", EXAMPLES)
-def test_rendered_tree_matches_golden(tmp_path, spec, variant):
-    project, target, board, files = _render(spec, variant, tmp_path)
-    names = sorted(str(f.relative_to(tmp_path)) for f in files)
-    assert names == output_files(project, target, board)
-    common = set(template_names("common"))
-    for name in names:
-        where = "common" if name in common else variant
-        assert_golden(GOLDEN / spec / where / name, _masked((tmp_path / name).read_text()))
-    assert all(HASH.search((tmp_path / n).read_text()) for n in names
-               if n.endswith((".c", ".h", ".cpp", ".txt")) and n != "model_data.cc")
+def golden_layout(rendered: dict[tuple[str, str], dict[str, str]]) -> dict[str, str]:
+    """{golden path: text}: each file where its text is shared (see the module docstring)."""
+    by_name: dict[str, dict[tuple[str, str], str]] = defaultdict(dict)
+    for key, files in rendered.items():
+        for name, text in files.items():
+            by_name[name][key] = text
+    out = {}
+    for name, texts in sorted(by_name.items()):
+        if len(texts) == len(rendered) and len(set(texts.values())) == 1:
+            out[f"all/{name}"] = next(iter(texts.values()))
+            continue
+        specs = defaultdict(dict)
+        for (spec, variant), text in texts.items():
+            specs[spec][variant] = text
+        for spec, variants in sorted(specs.items()):
+            spec_variants = [v for s, v in rendered if s == spec]
+            if len(variants) == len(spec_variants) and len(set(variants.values())) == 1:
+                out[f"{spec}/{name}"] = next(iter(variants.values()))
+            else:
+                out.update({f"{spec}/{v}/{name}": t for v, t in sorted(variants.items())})
+    return out
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    out = {}
+    for spec, variant in EXAMPLES:
+        tmp = tmp_path_factory.mktemp(f"{spec}_{variant}")
+        project, target, board, files = _render(spec, variant, tmp)
+        names = sorted(str(f.relative_to(tmp)) for f in files)
+        assert names == output_files(project, target, board)
+        out[(spec, variant)] = {n: _masked((tmp / n).read_text()) for n in names}
+    return out
 
 
 @pytest.mark.slow
-def test_render_is_deterministic_and_writes_nothing_the_second_time(tmp_path):
+def test_rendered_trees_match_golden(rendered):
+    layout = golden_layout(rendered)
+    if UPDATE_GOLDEN:
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        for rel, text in layout.items():
+            (GOLDEN / rel).parent.mkdir(parents=True, exist_ok=True)
+            (GOLDEN / rel).write_text(text)
+        return
+    have = {str(p.relative_to(GOLDEN)) for p in GOLDEN.rglob("*") if p.is_file()}
+    assert have == set(layout), (f"golden tree layout differs (missing {sorted(set(layout) - have)}, "
+                                 f"extra {sorted(have - set(layout))}); MICFORGE_UPDATE_GOLDEN=1 "
+                                 f"refreshes it deliberately")
+    for rel, text in layout.items():
+        assert (GOLDEN / rel).read_text() == text, \
+            f"{GOLDEN / rel} differs; MICFORGE_UPDATE_GOLDEN=1 refreshes it deliberately"
+
+
+def test_layout_stores_shared_text_once():
+    rendered = {("a", "x"): {"f": "1", "g": "s", "h": "v"}, ("a", "y"): {"f": "1", "g": "s", "h": "w"},
+                ("b", "x"): {"f": "1", "g": "t", "h": "v"}}
+    assert golden_layout(rendered) == {"all/f": "1", "a/g": "s", "b/g": "t", "a/x/h": "v",
+                                       "a/y/h": "w", "b/h": "v"}
+
+
+@pytest.mark.slow
+def test_every_hash_line_is_there_and_rendering_is_deterministic(tmp_path):
     _, _, _, files = _render("fire_alarm", "teensy", tmp_path)
+    assert all(HASH.search(f.read_text()) for f in files
+               if f.suffix in (".c", ".h", ".cpp", ".txt") and f.name != "model_data.cc")
     before = {f: (f.read_bytes(), f.stat().st_mtime_ns) for f in files}
     _render("fire_alarm", "teensy", tmp_path)
     assert before == {f: (f.read_bytes(), f.stat().st_mtime_ns) for f in files}

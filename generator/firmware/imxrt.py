@@ -6,12 +6,14 @@ FlexRAM split from the build's size estimates
 target-neutral templates/common/*.j2 from one context, and writes the plan as
 flexram_plan.json. `check_target(variant)` returns the
 spec problems (file:line) that make a target impossible: a FlexRAM split that
-cannot hold it, a sample rate the SAI clock cannot divide, pin overrides.
+cannot hold it, a sample rate the SAI clock cannot divide, pin overrides, a hop
+whose audio the eDMA ping-pong cannot hold while the loop computes.
 generator.targets.output_files lists every file render writes.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..boards import Board
@@ -23,6 +25,7 @@ from ..fileio import write_json
 from ..targets import PLAN_FILE, output_files
 from ..variant import Variant
 from .common import block_comment, common_context, render_tree
+from .rp2040 import estimated_hop_us, frame_dsp_us
 
 FAMILY = "imxrt1062"
 ARENA_SECTION = ".tensor_arena"  # linker.ld: NOLOAD, in DTCM
@@ -76,6 +79,44 @@ def dma_buffer_bytes(v: Variant) -> int:
     return 2 * v.frontend.hop_samples * SAI_WORD_BITS // 8
 
 
+def compute_us(v: Variant) -> float:
+    """Estimated DSP + inference microseconds per hop at the board's clock (the front end alone
+    while the model's MACs are unknown). Not measured on the Cortex-M7: it counts the cycles per
+    MAC and per FFT point used for the Cortex-M0+ (generator.firmware.rp2040, from rp2040js),
+    which the M7 (dual issue, SIMD multiply-accumulate in CMSIS-NN) should not exceed; the check
+    has a wide margin in practice (keywords: ~24 ms of a 128 ms hop)."""
+    est = estimated_hop_us(v)
+    return v.frontend.hop_frames * frame_dsp_us(v) if est is None else est
+
+
+def ping_pong_problem(v: Variant) -> str | None:
+    """The eDMA fills buffer n + 1 (one hop) while the loop runs the front end and the model on
+    buffer n, and starts overwriting buffer n one hop after it completed (audio_in.c): the loop
+    keeps up only if what arrives during its compute fits the other buffer, i.e. the estimated
+    compute is at most a hop. None when it is."""
+    fe = v.frontend
+    est = compute_us(v)
+    if est <= fe.hop_us:
+        return None
+    what = ("DSP + inference" if estimated_hop_us(v) is not None
+            else "front end alone (no model measured yet)")
+    arriving = math.ceil(est * fe.sample_rate / 1e6)
+    spare = fe.frame_us - frame_dsp_us(v)  # per frame of hop, after its front end
+    inference = est - fe.hop_frames * frame_dsp_us(v)
+    need = math.ceil(inference / spare) if spare > 0 and inference > 0 else None
+    if spare <= 0:
+        fix = (f"its {frame_dsp_us(v):.0f} us per frame exceed the {fe.frame_us} us a frame lasts; "
+               f"make the frames longer (features.frame_step) or the FFT smaller "
+               f"(features.fft_size)")
+    elif need is not None and need <= 64:
+        fix = f"raise hop_frames to {need} or more, or make the model smaller"
+    else:
+        fix = "make the model smaller or the frames longer (features.frame_step)"
+    return (f"target '{v.name}': {arriving} samples arrive during the estimated {est:.0f} us of "
+            f"{what} on {v.board.title}, more than the eDMA buffer being filled meanwhile holds "
+            f"(ping-pong of 2 x {fe.hop_samples} samples, one hop = {fe.hop_us} us); {fix}")
+
+
 def estimate_sizes(v: Variant, arena: int) -> Sizes:
     fe = v.frontend
     # feature map + the FFT's q15 in/out buffers + a 32-bit word per frame of the clip
@@ -107,6 +148,9 @@ def check_target(v: Variant) -> list[Problem]:
             plan(board, estimate_sizes(v, arena))
         except PlanError as exc:
             out.append(pos.problem(v.arena.where, f"target '{v.name}': {exc}"))
+    late = ping_pong_problem(v)
+    if late is not None:
+        out.append(pos.problem(("detection", "hop_frames"), late))
     return out
 
 

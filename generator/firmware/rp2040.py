@@ -15,8 +15,8 @@ for int8 models (generator.tflm_ops); the PDM decimator's tables (`pdm_lut`) are
 and land in flash. Figures measured with these settings (rp2040js, 125 MHz) set
 the budget constants below; benchmarks/rp2040_emulator.py reproduces them.
 
-The PDM DMA ring is sized per variant (`pdm_ring`): it holds one hop plus what arrives during
-the estimated DSP + inference (+ RING_MARGIN), rounded up to the power of two the DMA's address
+The PDM DMA ring is sized per variant (`pdm_ring`): it holds what arrives during the loop's
+estimated time per hop (+ RING_MARGIN), rounded up to the power of two the DMA's address
 wrap needs, at most RING_MAX_BYTES (the wrap's limit); the context, the RAM estimate and the
 checks all read that one figure.
 """
@@ -56,11 +56,11 @@ GAIN_SHIFT = 1
 HPF_HZ = 20.0
 # The PDM DMA ring (audio_in.c): the DMA writes it with an address wrap (CTRL.RING_SIZE, 4 bits:
 # the low 1..15 address bits change), so it is a power of two of at most 2^15 bytes, aligned to
-# its size. It must hold one hop plus the PDM bits that arrive while the loop runs the front end
-# and the model (the estimate below, + RING_MARGIN for the estimate's error and the serial line).
+# its size. It must hold the PDM bits that arrive while the loop runs the front end, the model
+# and the serial line (the estimate below, + RING_MARGIN for the estimate's error).
 RING_MAX_BITS = 15
 RING_MAX_BYTES = 1 << RING_MAX_BITS
-RING_MIN_BYTES = 1024
+RING_MIN_BYTES = 8192  # 64 ms: what every earlier firmware had
 RING_MARGIN = 0.10
 PDM_BYTES_PER_SAMPLE = PDM_DECIMATION // 8  # 1-bit PDM: decimation bits per output sample
 
@@ -71,13 +71,19 @@ PDM_BYTES_PER_SAMPLE = PDM_DECIMATION // 8  # 1-bit PDM: decimation bits per out
 # ~6,700 stream/features state. The ring's alignment also leaves a gap before .bss (6,728 bytes
 # in that build's plain firmware), counted in static_ram_bytes.
 FIRMWARE_RAM_BYTES = 16 * 1024
-# Time estimates for the budget check, measured in rp2040js at 125 MHz: inference 12,080 us for
-# the fire_alarm model's 92,672 MACs (16.3 cycles per MAC: conv, pooling, dense, softmax) and
-# 319,590 us for a keywords-shaped ds_cnn's 2,190,528 MACs (18.2: depthwise + 1x1 conv), both
-# CMSIS-NN's plain-C path on the Cortex-M0+; the front end 1,500-2,150 us per 512-point frame,
-# up to 526 cycles per FFT point (log-mel, q15).
-CYCLES_PER_MAC = 18
-DSP_CYCLES_PER_FFT_POINT = 530
+# Time estimates for the budget check, measured in rp2040js at 125 MHz (pico-sdk 2.2,
+# pico-tflmicro's CMSIS-NN plain-C path on the Cortex-M0+):
+# - Invoke: 2,686 us for fire_alarm's compact_cnn (18,528 MACs: 18.1 cycles per MAC, overhead
+#   included) and 110,610 us for keywords' ds_cnn (678,672 MACs: 20.4); earlier 319,590 us for
+#   a 2.19 M-MAC ds_cnn (18.2). The largest, rounded up, is used.
+# - front end: 1,256 us per new 512-point log-mel frame (307 cycles per FFT point).
+# - PDM decimation in mf_audio_read: about 400 cycles per output sample (outside dsp_us).
+# - the serial line: blocking UART stdio at 115200 baud, about 10 bits per character.
+CYCLES_PER_MAC = 20.5
+DSP_CYCLES_PER_FFT_POINT = 310
+DECIMATION_CYCLES_PER_SAMPLE = 400
+SERIAL_BAUD = 115200
+SERIAL_LINE_CHARS = 72  # "hop=... q=" without the outputs; each class adds about 5
 
 
 def pdm_lut(decimation: int = PDM_DECIMATION, order: int = CIC_ORDER,
@@ -109,24 +115,37 @@ def inference_us(v: Variant) -> float | None:
     return None if v.macs is None else v.macs * CYCLES_PER_MAC * 1e6 / v.board.clock_hz
 
 
+def loop_overhead_us(v: Variant) -> float:
+    """Per hop, besides the front end and Invoke: decimating the hop's PDM bits, and printing
+    the serial line (when the variant prints)."""
+    fe = v.frontend
+    decimate = fe.hop_samples * DECIMATION_CYCLES_PER_SAMPLE * 1e6 / v.board.clock_hz
+    chars = SERIAL_LINE_CHARS + 5 * len(v.project.spec.classes)
+    serial = chars * 10 * 1e6 / SERIAL_BAUD if "serial" in v.outputs else 0.0
+    return decimate + serial
+
+
 def estimated_hop_us(v: Variant) -> float | None:
-    """DSP + inference microseconds per hop, or None without the model's MACs."""
+    """Microseconds the loop spends per hop (front end, Invoke, decimation, serial line), or
+    None without the model's MACs."""
     inf = inference_us(v)
-    return None if inf is None else v.frontend.hop_frames * frame_dsp_us(v) + inf
+    if inf is None:
+        return None
+    return v.frontend.hop_frames * frame_dsp_us(v) + inf + loop_overhead_us(v)
 
 
 def compute_us(v: Variant) -> float:
-    """DSP + inference microseconds per hop; the front end alone (a lower bound) while the
-    model's MACs are unknown (a spec checked before its model exists)."""
+    """The loop's microseconds per hop; without the model's MACs (a spec checked before its
+    model exists) a lower bound: everything but Invoke."""
     est = estimated_hop_us(v)
-    return v.frontend.hop_frames * frame_dsp_us(v) if est is None else est
+    return v.frontend.hop_frames * frame_dsp_us(v) + loop_overhead_us(v) if est is None else est
 
 
 @dataclass(frozen=True)
 class PdmRing:
     """The PDM DMA ring of a variant: what it must hold and the size it gets."""
 
-    need_bytes: int     # one hop + the bits that arrive during compute_us x (1 + RING_MARGIN)
+    need_bytes: int     # the bits that arrive during compute_us x (1 + RING_MARGIN)
     bytes: int          # the power of two >= need_bytes (>= RING_MIN_BYTES), at most RING_MAX_BYTES
     compute_us: float   # the estimate it was sized for
     bytes_per_ms: float  # PDM bytes per millisecond (sample rate x decimation / 8)
@@ -151,8 +170,10 @@ def pdm_ring(v: Variant) -> PdmRing:
     fe = v.frontend
     per_sample = PDM_BYTES_PER_SAMPLE
     compute = compute_us(v)
+    # mf_audio_read decimates samples as they arrive, so the ring holds the backlog that piles
+    # up while the loop computes, not a hop on top of it.
     late = math.ceil(compute * (1 + RING_MARGIN) * fe.sample_rate / 1e6)  # samples
-    need = (fe.hop_samples + late) * per_sample
+    need = late * per_sample
     size = max(RING_MIN_BYTES, 1 << (need - 1).bit_length())
     return PdmRing(need_bytes=need, bytes=min(size, RING_MAX_BYTES), compute_us=compute,
                    bytes_per_ms=fe.sample_rate * per_sample / 1000)
@@ -177,12 +198,12 @@ def _hop_frames_that_fit(v: Variant) -> list[int]:
 
 
 def _budget_problem(v: Variant) -> str | None:
-    """Why the loop cannot keep up with the microphone, or None: the estimated DSP + inference
-    must fit in a hop, and the PDM ring must hold a hop plus what arrives meanwhile."""
+    """Why the loop cannot keep up with the microphone, or None: the loop's estimated time
+    must fit in a hop, and the PDM ring must hold what arrives meanwhile."""
     board, fe = v.board, v.frontend
     ring = pdm_ring(v)
-    what = ("DSP + inference" if estimated_hop_us(v) is not None
-            else "front end alone (before inference)")
+    what = ("front end, Invoke, decimation and serial line" if estimated_hop_us(v) is not None
+            else "front end, decimation and serial line (no model measured yet)")
     ok = _hop_frames_that_fit(v)
     if ring.compute_us > fe.hop_us:
         spare = fe.frame_us - frame_dsp_us(v)  # per frame of hop, after its front end
@@ -205,10 +226,10 @@ def _budget_problem(v: Variant) -> str | None:
             fix = f"lower hop_frames to {ok[-1]} or less"
         else:
             fix = "make the model smaller"
-        return (f"target '{v.name}': the PDM DMA ring must hold a hop ({fe.hop_us} us) plus the "
-                f"estimated {ring.compute_us:.0f} us of {what} (+{RING_MARGIN:.0%}), "
-                f"{ring.need_bytes} bytes of 1-bit PDM at {v.mic_clock_hz} Hz; the RP2040's DMA "
-                f"ring wraps at most {RING_MAX_BYTES} bytes "
+        return (f"target '{v.name}': the PDM DMA ring must hold what arrives during the "
+                f"estimated {ring.compute_us:.0f} us of {what}, "
+                f"+{RING_MARGIN:.0%}: {ring.need_bytes} bytes of 1-bit PDM at {v.mic_clock_hz} Hz; "
+                f"the RP2040's DMA ring wraps at most {RING_MAX_BYTES} bytes "
                 f"({RING_MAX_BYTES / ring.bytes_per_ms:.0f} ms); {fix}")
     return None
 

@@ -6,7 +6,11 @@
  *
  * The PIO drives the clock at 1024000 Hz (64 x the sample rate) and shifts the
  * data bit in on each rising edge; DMA streams the 32-bit words into a 8192-byte ring
- * without CPU help. mf_audio_read() decimates by 64 with a sinc^3 (CIC-3) FIR
+ * (64 ms) without CPU help. micforge sized the ring to hold one hop (32000 us) plus what
+ * arrives during the estimated 19866 us of front end + inference (+10%): 2800 bytes,
+ * rounded up to the power of two the DMA's address wrap needs. If the loop still falls a ring
+ * behind, mf_audio_read() skips to the newest data and counts the lost samples
+ * (mf_audio_overruns(), printed as ovr=). mf_audio_read() decimates by 64 with a sinc^3 (CIC-3) FIR
  * evaluated a byte at a time from 24 tables of 256 int16 (a 12288-byte
  * const table in flash, computed by micforge: no 48 KB RAM filter table), then removes DC with a
  * one-pole high-pass at 20.0 Hz.
@@ -31,6 +35,9 @@
 #define PDM_RING_BYTES   (8192U)
 #define PDM_RING_WORDS   (PDM_RING_BYTES / 4U)
 #define PDM_RING_BITS    (13)   /* log2(PDM_RING_BYTES), the DMA ring size */
+/* CTRL.RING_SIZE is 4 bits: the DMA can wrap at most the low 15 address bits (32 KB). */
+_Static_assert(PDM_RING_BITS >= 4 && PDM_RING_BITS <= 15, "PDM ring outside the DMA's wrap range");
+_Static_assert(PDM_RING_BYTES == (1U << PDM_RING_BITS), "PDM ring size is not 2^PDM_RING_BITS");
 #define PDM_WORDS_PER_SAMPLE (2U)
 #define PDM_FIR_WORDS    (6U)
 #define PDM_GAIN_SHIFT   (1)

@@ -14,7 +14,7 @@ void micforge_init_pins(void)
 {
     CLOCK_EnableClock(kCLOCK_Iomuxc);
 
-    /* Microphone: INMP441 on SAI1 */
+    /* Microphone: INMP441 */
     IOMUXC_SetPinMux(IOMUXC_GPIO_B1_00_SAI1_RX_DATA00, 0U);
     IOMUXC_SetPinConfig(IOMUXC_GPIO_B1_00_SAI1_RX_DATA00, MICFORGE_PAD_CONFIG);
     IOMUXC_SetPinMux(IOMUXC_GPIO_AD_B1_11_SAI1_RX_BCLK, 0U);

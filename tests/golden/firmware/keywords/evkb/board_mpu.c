@@ -44,9 +44,9 @@ void micforge_config_mpu(void)
     /* 8: FlexRAM OCRAM, 12 banks (0x20280000, 524288 bytes) */
     MPU->RBAR = ARM_MPU_RBAR(8U, 0x20280000U);
     MPU->RASR = ARM_MPU_RASR(1U, ARM_MPU_AP_FULL, 0U, 0U, 1U, 1U, 0xC0U, 18U);
-    /* 9: DMA audio buffers: normal, non-cacheable (0x20200000, 65536 bytes) */
+    /* 9: DMA audio buffers: normal, non-cacheable (0x20200000, 32768 bytes) */
     MPU->RBAR = ARM_MPU_RBAR(9U, 0x20200000U);
-    MPU->RASR = ARM_MPU_RASR(1U, ARM_MPU_AP_FULL, 1U, 0U, 0U, 0U, 0x00U, 15U);
+    MPU->RASR = ARM_MPU_RASR(1U, ARM_MPU_AP_FULL, 1U, 0U, 0U, 0U, 0x00U, 14U);
     /* 10: AIPS peripherals (0x40000000, 4194304 bytes) */
     MPU->RBAR = ARM_MPU_RBAR(10U, 0x40000000U);
     MPU->RASR = ARM_MPU_RASR(1U, ARM_MPU_AP_FULL, 2U, 0U, 0U, 0U, 0x00U, 21U);

@@ -14,7 +14,7 @@
  *   GPR17=0xFA555555 GPR16|=0x7 GPR14[23:16]=0x77
  *   DTCM 2 banks: smallest power of two holding 33668 bytes + 12.5% headroom
  *   ITCM 2 banks: smallest power of two holding 40960 bytes of hot code (+ headroom when it fits)
- *   OCRAM 12 banks: the rest (69632 bytes of OCRAM needs fit 524288 dedicated + 393216 FlexRAM bytes)
+ *   OCRAM 12 banks: the rest (36864 bytes of OCRAM needs fit 524288 dedicated + 393216 FlexRAM bytes)
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -10,9 +10,9 @@
 #define MF_SAMPLE_RATE_HZ      (16000U)
 #define MF_NUM_FRAMES          (61U)
 #define MF_NUM_BINS            (32U)
-#define MF_HOP_FRAMES          (24U)
-#define MF_HOP_SAMPLES         (6144U)
-#define MF_HOP_US              (384000U)
+#define MF_HOP_FRAMES          (9U)
+#define MF_HOP_SAMPLES         (2304U)
+#define MF_HOP_US              (144000U)
 
 #define MF_NUM_CLASSES         (6U)
 #define MF_SMOOTHING           (2U)

@@ -31,8 +31,8 @@ extern "C" {
 #define MF_FE_SPECTRUM_BINS    (257U)  /* fft_size / 2 + 1 */
 #define MF_FE_NUM_FRAMES       (61U)  /* feature map rows (time) */
 #define MF_FE_NUM_BINS         (32U)  /* feature map columns (frequency) */
-#define MF_FE_HOP_FRAMES       (24U)  /* new rows per inference */
-#define MF_FE_HOP_SAMPLES      (6144U)  /* samples per mf_stream_push block */
+#define MF_FE_HOP_FRAMES       (9U)  /* new rows per inference */
+#define MF_FE_HOP_SAMPLES      (2304U)  /* samples per mf_stream_push block */
 #define MF_FE_MAP_SIZE         (MF_FE_NUM_FRAMES * MF_FE_NUM_BINS)  /* bytes of int8 features */
 
 /* Scratch of one feature computation (about 4100 bytes). */

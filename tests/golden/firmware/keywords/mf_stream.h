@@ -3,7 +3,7 @@
 
 /* The streaming front end: hop-sized blocks of int16 samples in, a sliding int8 feature map out.
  *
- * mf_stream_push takes MF_FE_HOP_SAMPLES new samples (24 frame step(s) of 256), computes
+ * mf_stream_push takes MF_FE_HOP_SAMPLES new samples (9 frame step(s) of 256), computes
  * every frame that is now complete, and appends its column to the map, shifting the oldest
  * out. Column k of the stream is frame k of the samples pushed so far (frames start every
  * MF_FE_FRAME_STEP samples from the first pushed sample), the same as the offline
@@ -30,7 +30,7 @@
 extern "C" {
 #endif
 
-#define MF_STREAM_HISTORY      (6656U)  /* frame_length + hop samples */
+#define MF_STREAM_HISTORY      (2816U)  /* frame_length + hop samples */
 
 typedef struct {
     mf_features_t fe;
