@@ -58,6 +58,10 @@ import numpy as np
 
 from .spec import Audio, Features, ProjectSpec
 
+# How to make the front end cheaper per second of audio, for the budget checks' messages.
+CHEAPER_FRAMES = "make the frames longer (features.frame_step) or the FFT smaller (features.fft_size)"
+LONGER_FRAMES = "the frames longer (features.frame_step)"
+
 INPUT_SCALE = 1.0 / 128.0
 INPUT_ZERO_POINT = 0
 

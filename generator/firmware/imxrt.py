@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 
 from ..boards import Board
+from ..features import CHEAPER_FRAMES, LONGER_FRAMES
 from ..errors import Problem, SpecError
 from ..flexram import Plan, PlanError, Sizes, plan
 from ..render import content_hash, environment, header
@@ -106,12 +107,11 @@ def ping_pong_problem(v: Variant) -> str | None:
     need = math.ceil(inference / spare) if spare > 0 and inference > 0 else None
     if spare <= 0:
         fix = (f"its {frame_dsp_us(v):.0f} us per frame exceed the {fe.frame_us} us a frame lasts; "
-               f"make the frames longer (features.frame_step) or the FFT smaller "
-               f"(features.fft_size)")
+               f"{CHEAPER_FRAMES}")
     elif need is not None and need <= 64:
         fix = f"raise hop_frames to {need} or more, or make the model smaller"
     else:
-        fix = "make the model smaller or the frames longer (features.frame_step)"
+        fix = f"make the model smaller or {LONGER_FRAMES}"
     return (f"target '{v.name}': {arriving} samples arrive during the estimated {est:.0f} us of "
             f"{what} on {v.board.title}, more than the eDMA buffer being filled meanwhile holds "
             f"(ping-pong of 2 x {fe.hop_samples} samples, one hop = {fe.hop_us} us); {fix}")

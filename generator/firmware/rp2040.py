@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import cmsis
+from ..features import CHEAPER_FRAMES, LONGER_FRAMES
 from ..errors import Problem, SpecError
 from ..fileio import write_if_changed
 from ..targets import UF2_SCRIPT, output_files
@@ -209,8 +210,7 @@ def _budget_problem(v: Variant) -> str | None:
         spare = fe.frame_us - frame_dsp_us(v)  # per frame of hop, after its front end
         if spare <= 0:
             fix = (f"its {frame_dsp_us(v):.0f} us per frame exceed the {fe.frame_us} us a frame "
-                   f"lasts; make the frames longer (features.frame_step) or the FFT smaller "
-                   f"(features.fft_size)")
+                   f"lasts; {CHEAPER_FRAMES}")
         elif ok:
             fix = f"raise hop_frames to {ok[0]}"
             if ok[-1] < 64:
@@ -218,7 +218,7 @@ def _budget_problem(v: Variant) -> str | None:
                         f"{RING_MAX_BYTES / ring.bytes_per_ms:.0f} ms)")
             fix += " or make the model smaller"
         else:
-            fix = "make the model smaller or the frames longer (features.frame_step)"
+            fix = f"make the model smaller or {LONGER_FRAMES}"
         return (f"target '{v.name}': a hop of {fe.hop_us} us is shorter than the estimated "
                 f"{ring.compute_us:.0f} us of {what} on {board.title}; {fix}")
     if not ring.fits:
