@@ -3,15 +3,14 @@
 Two steps around a firmware build you make yourself (this script never builds the SDK):
 
   1. python benchmarks/rp2040_emulator.py clips projects/fire_alarm.yaml clips.h WAV...
-     writes a header of the clips (first window of each file, int16 at the spec's rate),
+     writes a header of the clips (one stream per file, int16 at the spec's rate, see below),
      to build the firmware with:  cmake -DMICFORGE_CLIP_HEADER=$PWD/clips.h ...
   2. python benchmarks/rp2040_emulator.py run projects/fire_alarm.yaml model.tflite \
          firmware.uf2 --bootrom bootrom.bin WAV...   (the same WAVs, in the same order)
      runs benchmarks/rp2040_emulator.mjs (needs node and `npm install rp2040js` in the
-     current folder or NODE_PATH), parses the firmware's serial lines, and compares each
-     clip's int8 model outputs with the host: the Python feature reference
-     (generator.features.compute) and the TFLM Python interpreter on the same model.
-     Prints one row per clip and the mean emulated DSP / inference microseconds per hop.
+     current folder or NODE_PATH), parses the firmware's serial lines, and compares every hop
+     line (hop, q=, top, det) with the twin; prints one row per clip, the mean emulated DSP /
+     Invoke microseconds per hop, and the largest ovr= (samples lost: 0 in a clip build).
 
   3. python benchmarks/rp2040_emulator.py size firmware.elf rpi_pico
      prints `arm-none-eabi-size` and the bytes of each memory region of the board file, from
@@ -19,8 +18,11 @@ Two steps around a firmware build you make yourself (this script never builds th
      .data and the other sections copied to RAM at boot; RAM regions: data + bss + stacks), and
      the arena.
 
-Each 1 s clip gives one full feature map, so one inference, at its last hop; the firmware
-times every hop's front end and prints the last one with the inference time.
+Each clip is a stream long enough for whole hops to fill the feature map (the spec's clip, or
+twice it when the hop does not divide it: the next WAVs' windows follow); the firmware prints
+a line per hop once the map is full, and every line is compared with `micforge simulate`'s
+twin of the same variant (generator.simulate: the rendered C front end, scores and detector on
+the host, TFLM), which needs the project built (micforge build).
 """
 
 from __future__ import annotations
@@ -47,9 +49,30 @@ LINE = re.compile(r"(?:clip=(?P<clip>\d+) )?hop=(?P<hop>\d+) t_ms=(?P<t_ms>\d+) 
                   r"inf_us=(?P<inf_us>\d+) ovr=(?P<ovr>\d+) q=(?P<q>-?\d+(?:,-?\d+)*)")
 
 
-def load_clips(spec, wavs: list[Path]) -> list[np.ndarray]:
+def stream_seconds(spec) -> float:
+    """Clip length that gives the device at least one full feature map in whole hops: the
+    spec's clip when its whole hops fill the map, else twice it (a hop that does not divide
+    the clip, as keywords' 9 frames)."""
+    fe = features.design(spec)
+    pushed = spec.audio.clip_samples // fe.hop_samples * fe.hop_samples
+    frames = 0 if pushed < fe.frame_length else 1 + (pushed - fe.frame_length) // fe.frame_step
+    return spec.audio.clip_seconds * (1 if frames >= fe.num_frames else 2)
+
+
+def load_clips(spec, wavs: list[Path], seconds: float | None = None) -> list[np.ndarray]:
+    """One stream per WAV: its first window, then the next WAVs' (wrapping), cut to `seconds`
+    (default stream_seconds): every clip gives the device whole hops and full maps."""
     rate, n = spec.audio.sample_rate, spec.audio.clip_samples
-    return [audio.windows(Path(w).read_bytes(), rate, n)[1][0] for w in wavs]
+    windows = [audio.windows(Path(w).read_bytes(), rate, n)[1][0] for w in wavs]
+    length = round((seconds or stream_seconds(spec)) * rate)
+    out = []
+    for i in range(len(windows)):
+        parts, k = [], i
+        while sum(map(len, parts)) < length:
+            parts.append(windows[k % len(windows)])
+            k += 1
+        out.append(np.concatenate(parts)[:length])
+    return out
 
 
 def write_header(clips: list[np.ndarray], out: Path, spec_name: str) -> None:
@@ -64,19 +87,17 @@ def write_header(clips: list[np.ndarray], out: Path, spec_name: str) -> None:
     out.write_text(text)
 
 
-def host_outputs(spec, tflite: Path, clips: list[np.ndarray]) -> list[list[int]]:
-    from tflite_micro.python.tflite_micro import runtime
+def twin_lines(project, variant: str, clips: list[np.ndarray], build_dir: Path | None = None):
+    """Per clip, the hop lines (hop, raw int8 outputs, top, det) `micforge simulate` gives:
+    the firmware's own C front end, scores and detector on the host, TFLM per hop."""
+    from generator.simulate import simulator
 
-    fe = features.design(spec)
-    interp = runtime.Interpreter.from_bytes(tflite.read_bytes())
-    shape = interp.get_input_details(0)["shape"]
+    sim = simulator(project, variant, build_dir)
     out = []
     for clip in clips:
-        fmap = features.compute(fe, clip).astype(np.int8)
-        interp.set_input(fmap.reshape(shape), 0)
-        interp.invoke()
-        out.append([int(v) for v in interp.get_output(0).reshape(-1)])
-        interp.reset()
+        r = sim.run(clip)
+        out.append([(i, [int(v) for v in r.raw[i]], sim.classes[int(r.top[i])],
+                     sim.classes[int(r.det[i])] if r.det[i] >= 0 else "-") for i in range(len(r))])
     return out
 
 
@@ -168,11 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("spec", type=Path)
     c.add_argument("header", type=Path)
     c.add_argument("wavs", type=Path, nargs="+")
-    r = sub.add_parser("run", help="run the firmware and compare with the host")
+    c.add_argument("--seconds", type=float, help="clip length (default: the spec's clip, or "
+                                                     "twice it when its whole hops do not fill "
+                                                     "the feature map)")
+    r = sub.add_parser("run", help="run the firmware and compare every hop line with the twin")
     r.add_argument("spec", type=Path)
-    r.add_argument("tflite", type=Path)
+    r.add_argument("tflite", type=Path, help="(unused: the twin reads the project's build)")
     r.add_argument("image", type=Path, help="firmware .uf2 or .bin built with the clip header")
     r.add_argument("--bootrom", type=Path, required=True, help="RP2040 boot ROM image (16 KB)")
+    r.add_argument("--variant", help="the variant the firmware was built for (default: the first)")
+    r.add_argument("--build-dir", type=Path, help="the project's build folder (default: build/)")
+    r.add_argument("--seconds", type=float, help="the clip length the header was written with")
     r.add_argument("--max-seconds", type=float, default=120, help="emulated seconds at most")
     r.add_argument("--log", type=Path, help="also save the raw serial output here")
     r.add_argument("wavs", type=Path, nargs="+")
@@ -186,41 +213,46 @@ def main(argv: list[str] | None = None) -> int:
 
     project = load_spec(args.spec)
     spec = project.spec
-    clips = load_clips(spec, args.wavs)
+    clips = load_clips(spec, args.wavs, args.seconds)
     if args.cmd == "clips":
         write_header(clips, args.header, project.path.name)
-        print(f"{args.header}: {len(clips)} clips, {sum(map(len, clips))} samples")
+        print(f"{args.header}: {len(clips)} clips of {len(clips[0]) / spec.audio.sample_rate:g} s, "
+              f"{sum(map(len, clips))} samples")
         return 0
 
     text = run_emulator(args.image, args.bootrom, args.max_seconds)
     if args.log:
         args.log.write_text(text)
-    rows = {}
+    device: dict[int, list] = {}
     for m in LINE.finditer(text):
         if m["clip"] is not None:
-            rows[int(m["clip"])] = m  # the last line of each clip: its full-window inference
-    host = host_outputs(spec, args.tflite, clips)
+            device.setdefault(int(m["clip"]), []).append(m)
+    twin = twin_lines(project, args.variant or spec.targets[0].name, clips, args.build_dir)
     print(next((ln for ln in text.splitlines() if ln.startswith("mf ready")), "(no ready line)"))
-    print(f"{'clip':>4} {'file':<36} {'device':>10} {'host':>10} {'q device':>12} {'q host':>12} "
+    print(f"{'clip':>4} {'file':<36} {'hops':>5} {'equal':>5} {'last top':>10} {'last det':>10} "
           f"{'dsp_us':>7} {'inf_us':>7}")
-    same, dsp, inf, ovr = 0, [], [], 0
-    for i, (wav, h) in enumerate(zip(args.wavs, host)):
-        m = rows.get(i)
-        q = [int(v) for v in m["q"].split(",")] if m else None
-        ok = q == h
-        same += ok
-        if m:
-            dsp.append(int(m["dsp_us"]))
-            inf.append(int(m["inf_us"]))
-            ovr = max(ovr, int(m["ovr"]))
-        print(f"{i:>4} {wav.name[:36]:<36} {spec.classes[int(np.argmax(q))] if q else '-':>10} "
-              f"{spec.classes[int(np.argmax(h))]:>10} {str(q):>12} {str(h):>12} "
-              f"{m['dsp_us'] if m else '-':>7} {m['inf_us'] if m else '-':>7}"
-              f"{'' if ok else '  MISMATCH'}")
-    print(f"outputs equal to the host on {same}/{len(host)} clips; emulated per hop at 125 MHz: "
-          f"DSP {np.mean(dsp):.0f} us (max {max(dsp, default=0)}), inference {np.mean(inf):.0f} us "
-          f"(max {max(inf, default=0)}), hop {features.design(spec).hop_us} us; ovr={ovr}")
-    return 0 if same == len(host) else 1
+    lines = same = ovr = 0
+    dsp, inf = [], []
+    for i, (wav, want) in enumerate(zip(args.wavs, twin)):
+        got = device.get(i, [])
+        pairs = list(zip(got, want))
+        ok = sum(int(m["hop"]) == h and [int(v) for v in m["q"].split(",")] == q
+                 and m["top"] == top and m["det"] == det for m, (h, q, top, det) in pairs)
+        lines += len(want)
+        same += ok if len(got) == len(want) else 0
+        dsp += [int(m["dsp_us"]) for m in got]
+        inf += [int(m["inf_us"]) for m in got]
+        ovr = max([ovr] + [int(m["ovr"]) for m in got])
+        last = got[-1] if got else None
+        print(f"{i:>4} {wav.name[:36]:<36} {len(got):>5} {ok:>5} {last['top'] if last else '-':>10} "
+              f"{last['det'] if last else '-':>10} {np.mean([int(m['dsp_us']) for m in got]) if got else 0:>7.0f} "
+              f"{np.mean([int(m['inf_us']) for m in got]) if got else 0:>7.0f}"
+              f"{'' if ok == len(want) == len(got) else '  MISMATCH'}")
+    print(f"hop lines equal to the twin (micforge simulate): {same}/{lines}; emulated per hop at "
+          f"125 MHz: DSP {np.mean(dsp) if dsp else float('nan'):.0f} us (max {max(dsp, default=0)}), "
+          f"inference {np.mean(inf) if inf else float('nan'):.0f} us (max {max(inf, default=0)}), "
+          f"hop {features.design(spec).hop_us} us; ovr={ovr}")
+    return 0 if same == lines and lines and ovr == 0 else 1
 
 
 if __name__ == "__main__":
