@@ -13,8 +13,10 @@ from generator.variant.resolve.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 
+from . import modelcost
 from .boards import board_ids, load_board
 from .errors import Problem, SpecError
 from .spec import Project
@@ -69,6 +71,13 @@ def _check_model(v: Variant, analysis: dict | None) -> list[Problem]:
     too_small = v.arena.problem(v.project)
     if too_small is not None:
         out.append(too_small)
+    elif analysis is None and v.arena.setting != "auto" and v.project.spec.transfer is None:
+        floor = modelcost.arena_lower_bound(v.project.spec)
+        if int(v.arena.setting) < floor:
+            out.append(v.project.positions.problem(
+                v.arena.where, f"arena of {v.arena.setting} bytes is too small: the model's "
+                               f"largest layer alone holds {floor} bytes of int8 input and "
+                               f"output (TFLM needs more); set size: auto"))
     if analysis is not None:
         model_bytes = int(analysis["model_bytes"])
         flash = v.board.flash_size
@@ -79,9 +88,23 @@ def _check_model(v: Variant, analysis: dict | None) -> list[Problem]:
     return out
 
 
+def _check_transfer(project: Project) -> list[Problem]:
+    """A transfer base that does not exist (a spec or a .keras file, relative to the spec)."""
+    transfer = project.spec.transfer
+    if transfer is None or project.resolve(transfer.base).is_file():
+        return []
+    what = "base spec" if transfer.base.endswith((".yaml", ".yml")) else "base model"
+    return [project.positions.problem(
+        ("transfer", "base"), f"{what} {transfer.base} does not exist (paths are relative to the "
+                              f"spec file); name an existing spec or a trained .keras file")]
+
+
 def check_project(project: Project, analysis: dict | None = None) -> None:
-    """Raise SpecError listing every problem found; return quietly when all is well."""
-    problems: list[Problem] = []
+    """Raise SpecError listing every problem found; return quietly when all is well.
+
+    Without `analysis` (micforge validate, before training) the model's MACs come from its
+    architecture (generator.modelcost), so a board's real-time budget is checked already."""
+    problems: list[Problem] = _check_transfer(project)
     known = board_ids()
     for i, target in enumerate(project.spec.targets):
         if target.board not in known:
@@ -92,6 +115,9 @@ def check_project(project: Project, analysis: dict | None = None) -> None:
             continue
         board = load_board(target.board)
         v = resolve(project, target, board, analysis)
+        if analysis is None and project.spec.transfer is None:
+            # before training: the model's MACs follow from its architecture
+            v = dataclasses.replace(v, macs=modelcost.macs(project.spec))
         problems += _check_pins(v)
         problems += _check_audio(v)
         problems += _check_model(v, analysis)

@@ -62,7 +62,7 @@ def _spec_text(extra: str = "", target: str = "{name: pico, board: rpi_pico}") -
 @pytest.mark.parametrize("extra,ok", [
     ("audio: {sample_rate: 16000}\n", True),
     ("audio: {sample_rate: 3999}\n", False),
-    ("features: {frame_length: 256, frame_step: 128, fft_size: 256}\ndetection: {hop_frames: 2}\n", True),
+    ("features: {frame_length: 256, frame_step: 128, fft_size: 256}\ndetection: {hop_frames: 10}\n", True),
     ("features: {frame_step: 600}\n", False),
     ("detection: {threshold: 0.6, hysteresis: 0.59}\n", True),
     ("detection: {threshold: 1.0}\n", False),
