@@ -97,6 +97,16 @@ def build_library(src_dir: Path, cache: Path | None = None, variant: str = "port
     instructions by CMSIS's C models), except cmsis.PORTABLE_SOURCES, as the firmware
     builds them. "dsp_all": every source on its DSP path.
     """
+    return compile_library(src_dir, ("mf_features.c", "mf_stream.c", HARNESS), "hostc",
+                           "libmf_features.so", cache, variant)
+
+
+def compile_library(src_dir: Path, sources: tuple[str, ...], kind: str, lib_name: str,
+                    cache: Path | None = None, variant: str = "portable") -> Path:
+    """`sources` of src_dir (our code: -Wall -Wextra -Werror) linked with CMSIS-DSP's `variant`
+    archive into <cache>/<kind>/<hash>/<lib_name>, a shared library; the hash covers the
+    compiler, the flags, the archive and every file of src_dir, so a cached library is reused
+    only for the same inputs. Used by build_library and by generator.simulate."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
     cache = cache or cache_root()
@@ -104,11 +114,11 @@ def build_library(src_dir: Path, cache: Path | None = None, variant: str = "port
     archive = _cmsis_archive(dsp, cache, variant)
     forced = ["-include", str(_prelude(cache))] if variant != "portable" else []
     digest = hashlib.sha256()
-    for part in (CC, " ".join(OUR_FLAGS), str(archive), " ".join(forced)):
+    for part in (CC, " ".join(OUR_FLAGS), str(archive), " ".join(forced), " ".join(sources)):
         digest.update(part.encode() + b"\0")
-    for name in MODULE_FILES + (HARNESS,):
-        digest.update((src_dir / name).read_bytes() + b"\0")
-    lib = cache / "hostc" / digest.hexdigest()[:20] / "libmf_features.so"
+    for path in sorted(p for p in Path(src_dir).iterdir() if p.is_file()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    lib = cache / kind / digest.hexdigest()[:20] / lib_name
     if lib.is_file():
         return lib
     lib.parent.mkdir(parents=True, exist_ok=True)
@@ -116,9 +126,9 @@ def build_library(src_dir: Path, cache: Path | None = None, variant: str = "port
     defines = [f"-D{d}" for d in HOST_DEFINES]
     with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
         objects = []
-        for name in ("mf_features.c", "mf_stream.c", HARNESS):
+        for name in sources:
             obj = Path(tmp) / (name + ".o")
-            _run([CC, *OUR_FLAGS, *defines, *forced, *includes, "-c", str(src_dir / name),
+            _run([CC, *OUR_FLAGS, *defines, *forced, *includes, "-c", str(Path(src_dir) / name),
                   "-o", str(obj)], f"compiling {name}")
             objects.append(str(obj))
         tmp_lib = Path(tmp) / lib.name

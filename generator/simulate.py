@@ -70,7 +70,7 @@ from pathlib import Path
 import numpy as np
 
 from . import hostc
-from .cmsis import HOST_DEFINES, cache_root, cmsis_dsp
+from .cmsis import cache_root
 from .features import FrontEnd
 from .paths import Artifacts
 from .render import environment
@@ -226,38 +226,16 @@ def _write_tree(texts: dict[str, str], out_dir: Path) -> Path:
 
 def build_library(texts: dict[str, str], variant: str = "portable",
                   cache: Path | None = None) -> Path:
-    """Compile the core + harness with CMSIS-DSP into a shared library, cached under
-    <cache>/simulate/<hash of every input>/ (gcc -Wall -Wextra -Werror on the core, as hostc)."""
-    if variant not in hostc.VARIANTS:
-        raise ValueError(f"variant must be one of {hostc.VARIANTS}, not {variant!r}")
+    """Compile the core + harness with CMSIS-DSP into a shared library (hostc.compile_library:
+    the same compiler, flags and CMSIS-DSP build as the parity checks), its sources kept under
+    <cache>/simulate/src/<hash of the texts>/."""
     cache = cache or cache_root()
-    dsp = cmsis_dsp(cache)
-    archive = hostc._cmsis_archive(dsp, cache, variant)
-    forced = ["-include", str(hostc._prelude(cache))] if variant != "portable" else []
     digest = hashlib.sha256()
-    for part in (hostc.CC, " ".join(hostc.OUR_FLAGS), str(archive), " ".join(forced), variant):
-        digest.update(part.encode() + b"\0")
     for name in sorted(texts):
         digest.update(name.encode() + b"\0" + texts[name].encode() + b"\0")
-    key = digest.hexdigest()[:20]
-    lib = cache / "simulate" / key / "libmf_simulate.so"
-    if lib.is_file():
-        return lib
-    src = _write_tree(texts, cache / "simulate" / key / "src")
-    includes = [f"-I{src}"] + [f"-I{d}" for d in dsp.include_dirs]
-    defines = [f"-D{d}" for d in HOST_DEFINES]
-    with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
-        objects = []
-        for name in CORE_SOURCES + (HARNESS,):
-            obj = Path(tmp) / (name + ".o")
-            hostc._run([hostc.CC, *hostc.OUR_FLAGS, *defines, *forced, *includes, "-c",
-                        str(src / name), "-o", str(obj)], f"compiling {name}")
-            objects.append(str(obj))
-        tmp_lib = Path(tmp) / lib.name
-        hostc._run([hostc.CC, "-shared", "-Wl,--no-undefined", "-o", str(tmp_lib), *objects,
-                    str(archive), "-lm"], "linking")
-        os.replace(tmp_lib, lib)
-    return lib
+    src = _write_tree(texts, cache / "simulate" / "src" / digest.hexdigest()[:20])
+    return hostc.compile_library(src, CORE_SOURCES + (HARNESS,), "simulate",
+                                 "libmf_simulate.so", cache, variant)
 
 
 class HostCore:
