@@ -5,6 +5,8 @@
     micforge verify SPEC               bit-exact check of C features against Python
     micforge evaluate SPEC --data DIR  score a folder of labelled recordings with the built model
     micforge simulate SPEC --variant V FILE...  the device's serial lines for audio files (host)
+    micforge capture SPEC --variant V --port P --label C  record clips with the board's microphone
+    micforge monitor --port P [--log F.csv]  the detector's serial lines, live
     micforge boards                    list the board catalogue
     micforge schema [-o FILE]          write the spec JSON schema for editors
     micforge clean [SPEC]              remove build outputs
@@ -90,7 +92,12 @@ def cmd_build(args) -> int:
         print(f"{_display(spec_path)}: no variant '{args.variant}'; variants: {', '.join(names)}",
               file=sys.stderr)
         return 2
+    if args.capture and not args.variant:
+        print("micforge build: --capture needs --variant", file=sys.stderr)
+        return 2
     alias = project.name if not args.variant else _variant_alias(spec_path, args.variant)
+    if args.capture:
+        alias += "-capture"
     extra = [f"-j{args.jobs}"] if args.jobs else []
     if args.dry_run:
         extra.append("-n")
@@ -220,6 +227,8 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build a project (all variants, or one)")
     b.add_argument("spec")
     b.add_argument("--variant", help="build only this variant's firmware (and what it needs)")
+    b.add_argument("--capture", action="store_true",
+                   help="with --variant: only its capture firmware (no training needed)")
     b.add_argument("-j", "--jobs", type=int, help="parallel SCons jobs")
     b.add_argument("-n", "--dry-run", action="store_true", help="show what would be rebuilt")
     b.add_argument("--build-dir", help="where artifacts go (default: build/ in the repository)")
@@ -250,6 +259,9 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--build-dir", help="where the build put its artifacts (default: build/)")
     m.add_argument("--json", help="also write every hop's values to this JSON file")
     m.set_defaults(func=cmd_simulate)
+    from . import capture, monitor
+    capture.register(sub)
+    monitor.register(sub)
     sub.add_parser("boards", help="list boards").set_defaults(func=cmd_boards)
     s = sub.add_parser("schema", help="write the spec JSON schema")
     s.add_argument("-o", "--output")

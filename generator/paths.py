@@ -76,6 +76,10 @@ class Artifacts:
     def firmware(self, variant: str) -> Path:
         return self.root / "firmware" / variant
 
+    def capture_firmware(self, variant: str) -> Path:
+        """The variant's capture project (streams the microphone for `micforge capture`)."""
+        return self.root / "firmware" / f"{variant}-capture"
+
     @property
     def report(self) -> Path:
         return self.root / "report.md"

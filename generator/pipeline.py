@@ -40,6 +40,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "evaluation": ("classes",),
     "streaming": ("audio", "classes", "features", "detection", "evaluation.streaming"),
     "firmware": ("name", "audio", "features", "classes", "detection", "arena"),
+    "capture": ("name", "audio"),
     "report": ("name", "description", "targets", "detection.classes", "evaluation"),
 }
 
@@ -216,6 +217,14 @@ def act_firmware(target, source, env):
     render_target(project, variant, board, analysis, tflite, Path(env["OUT_DIR"]), calibration)
 
 
+def act_capture(target, source, env):
+    from .boards import load_board
+    from .targets import render_capture
+    project = _project(env)
+    variant = next(t for t in project.spec.targets if t.name == env["VARIANT"])
+    render_capture(project, variant, load_board(variant.board), Path(env["OUT_DIR"]))
+
+
 def act_report(target, source, env):
     from .report import write_report
     write_report(_project(env), Artifacts(Path(env["ART_ROOT"])), Path(str(target[0])))
@@ -323,7 +332,7 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
     from SCons.Script import Action, Alias, Value  # imported here: only SConstruct needs SCons
 
     from .boards import board_files, load_board
-    from .targets import output_files
+    from .targets import capture_output_files, has_capture, output_files
 
     spec = project.spec
     art = Artifacts.for_project(spec.name, build_dir)
@@ -372,6 +381,7 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
         if spec.detection.threshold == "auto":
             calibrated = [art.streaming]
     variant_nodes = {}
+    nodes["capture"] = []
     templates = _template_files()
     for target in spec.targets:
         out_dir = art.firmware(target.name)
@@ -380,7 +390,16 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
             "firmware", outs,
             [art.tflite, art.analysis, *calibrated, *board_files(target.board)] + templates,
             act_firmware, target, VARIANT=target.name, OUT_DIR=str(out_dir))
-        Alias(f"{rel.with_suffix('')}/{target.name}", variant_nodes[target.name])
+        # The capture project needs no model: `<spec>/<variant>-capture` builds it alone.
+        board, capture = load_board(target.board), []
+        if has_capture(board):
+            cap_dir = art.capture_firmware(target.name)
+            capture = stage("capture", [cap_dir / f for f in capture_output_files(board)],
+                            [*board_files(target.board)] + templates, act_capture, target,
+                            VARIANT=target.name, OUT_DIR=str(cap_dir))
+            Alias(f"{rel.with_suffix('')}/{target.name}-capture", capture)
+        nodes["capture"] += capture
+        Alias(f"{rel.with_suffix('')}/{target.name}", variant_nodes[target.name] + capture)
     nodes["firmware"] = [n for v in variant_nodes.values() for n in v]
     nodes["report"] = stage("report", [art.report],
                             report_inputs + [str(n) for n in nodes["firmware"]], act_report)
@@ -388,8 +407,8 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
     if not GetOption("no_exec"):  # a dry run changes nothing
         for node in [n for group in nodes.values() for n in group]:
             heal(env, Path(str(node)))
-    Alias(str(rel.with_suffix("")), nodes["report"] + nodes["firmware"])
-    Alias(spec.name, nodes["report"] + nodes["firmware"])
+    Alias(str(rel.with_suffix("")), nodes["report"] + nodes["firmware"] + nodes["capture"])
+    Alias(spec.name, nodes["report"] + nodes["firmware"] + nodes["capture"])
     return nodes
 
 

@@ -28,10 +28,19 @@ class Family:
     templates: str  # folder under templates/
     extra_files: tuple[str, ...]  # written besides the templates
     data_files: tuple[str, ...] = ()  # files of generator/ the family copies into its projects
+    # The capture project (firmware/<variant>-capture/): templates/capture/common/ and
+    # templates/capture/<templates>/, plus these templates of the detector's trees (the same
+    # microphone driver), and the extra files.
+    capture_shared: tuple[str, ...] = ()
+    capture_extra: tuple[str, ...] = ()
+    capture_baud: int = 115200  # the capture link's serial rate (USB CDC ignores it)
 
 
 FAMILIES = {
-    "rp2040": Family("generator.firmware.rp2040", "rp2040", (UF2_SCRIPT,), (UF2_SCRIPT,)),
+    "rp2040": Family("generator.firmware.rp2040", "rp2040", (UF2_SCRIPT,), (UF2_SCRIPT,),
+                     capture_shared=("rp2040/audio_in.c", "rp2040/pico_sdk_import.cmake",
+                                     "common/audio_in.h"),
+                     capture_extra=(UF2_SCRIPT,)),
     "imxrt1062": Family("generator.firmware.imxrt", "imxrt1062", (PLAN_FILE,)),
 }
 
@@ -43,6 +52,34 @@ def family(board: Board):
 def output_files(project: Project, target: Target, board: Board) -> list[str]:
     fam = FAMILIES[board.soc]
     return sorted(template_names(fam.templates) + template_names("common") + list(fam.extra_files))
+
+
+def has_capture(board: Board) -> bool:
+    """Whether the board's family has a capture project (RP2040 so far; the RT1062's LPUART
+    capture is not written yet)."""
+    return bool(FAMILIES[board.soc].capture_shared)
+
+
+def capture_templates(board: Board) -> list[tuple[str, str]]:
+    """(template tree, output path) of every template the capture project renders."""
+    fam = FAMILIES[board.soc]
+    pairs = [(f"capture/{tree}", rel) for tree in ("common", fam.templates)
+             for rel in template_names(f"capture/{tree}")]
+    pairs += [tuple(shared.rsplit("/", 1)) for shared in fam.capture_shared]
+    return sorted(pairs, key=lambda p: p[1])
+
+
+def capture_output_files(board: Board) -> list[str]:
+    """Every file of a variant's capture project (firmware/<variant>-capture/)."""
+    fam = FAMILIES[board.soc]
+    return sorted([rel for _, rel in capture_templates(board)] + list(fam.capture_extra))
+
+
+def render_capture(project: Project, target: Target, board: Board, out_dir: Path) -> list[Path]:
+    """Render one variant's capture project: it needs no model, so it can be built (and
+    record data) before anything is trained."""
+    from .variant import resolve
+    return family(board).render_capture(resolve(project, target, board), out_dir)
 
 
 def render_target(project: Project, target: Target, board: Board, analysis: dict,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,26 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not beside the repository")
     return SHARED_DATA
+
+
+def golden_layout(rendered: dict[tuple[str, str], dict[str, str]]) -> dict[str, str]:
+    """{golden path: text}: each file where its text is shared (see the module docstring)."""
+    by_name: dict[str, dict[tuple[str, str], str]] = defaultdict(dict)
+    for key, files in rendered.items():
+        for name, text in files.items():
+            by_name[name][key] = text
+    out = {}
+    for name, texts in sorted(by_name.items()):
+        if len(texts) == len(rendered) and len(set(texts.values())) == 1:
+            out[f"all/{name}"] = next(iter(texts.values()))
+            continue
+        specs = defaultdict(dict)
+        for (spec, variant), text in texts.items():
+            specs[spec][variant] = text
+        for spec, variants in sorted(specs.items()):
+            spec_variants = [v for s, v in rendered if s == spec]
+            if len(variants) == len(spec_variants) and len(set(variants.values())) == 1:
+                out[f"{spec}/{name}"] = next(iter(variants.values()))
+            else:
+                out.update({f"{spec}/{v}/{name}": t for v, t in sorted(variants.items())})
+    return out

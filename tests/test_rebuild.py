@@ -61,10 +61,12 @@ def test_led_pin_edit_rebuilds_only_that_firmware(built):
     spec.write_text(text.replace("{name: pico, board: rpi_pico}",
                                  "{name: pico, board: rpi_pico, led_pin: 15}"))
     ran, _ = _scons(spec, build)
-    assert ran == {"firmware pico", "report"}
+    assert ran == {"firmware pico", "capture pico", "report"}  # the capture firmware lights it too
     assert model.stat().st_mtime_ns == before
     main = (build / "demo" / "firmware" / "pico" / "mf_board.c").read_text()
     assert "#define LED_PIN (15U)" in main
+    capture = (build / "demo" / "firmware" / "pico-capture" / "capture_main.c").read_text()
+    assert "#define LED_PIN (15U)" in capture
 
 
 def test_threshold_edit_does_not_retrain(built):
@@ -95,7 +97,8 @@ def test_editing_a_module_reruns_exactly_the_stages_that_run_it(built, module):
     expected = set()
     for stage in pipeline.STAGE_SECTIONS:
         if path in pipeline.stage_modules(stage) and stage != "crossval":  # demo has none
-            expected |= {"firmware pico", "firmware teensy"} if stage == "firmware" else {stage}
+            expected |= {"firmware": {"firmware pico", "firmware teensy"},
+                         "capture": {"capture pico"}}.get(stage, {stage})  # RP2040s capture
     text = path.read_text()
     try:
         path.write_text(text + "\n# edited by test_rebuild\n")

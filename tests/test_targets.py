@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections import defaultdict
 
 import pytest
 
@@ -22,7 +21,7 @@ from generator.features import design
 from generator.spec import load_spec
 from generator.targets import FAMILIES, output_files, render_target
 
-from conftest import REPO, UPDATE_GOLDEN, tiny_model
+from conftest import REPO, UPDATE_GOLDEN, golden_layout, tiny_model
 
 GOLDEN = REPO / "tests" / "golden" / "firmware"
 EXAMPLES = [("fire_alarm", "pico"), ("fire_alarm", "micromod"), ("fire_alarm", "teensy"),
@@ -49,29 +48,6 @@ def _render(spec: str, variant: str, out):
     calibration = {"threshold": 0.7} if project.spec.detection.threshold == "auto" else None
     files = render_target(project, target, board, analysis, blob, out, calibration)
     return project, target, board, files
-
-
-def golden_layout(rendered: dict[tuple[str, str], dict[str, str]]) -> dict[str, str]:
-    """{golden path: text}: each file where its text is shared (see the module docstring)."""
-    by_name: dict[str, dict[tuple[str, str], str]] = defaultdict(dict)
-    for key, files in rendered.items():
-        for name, text in files.items():
-            by_name[name][key] = text
-    out = {}
-    for name, texts in sorted(by_name.items()):
-        if len(texts) == len(rendered) and len(set(texts.values())) == 1:
-            out[f"all/{name}"] = next(iter(texts.values()))
-            continue
-        specs = defaultdict(dict)
-        for (spec, variant), text in texts.items():
-            specs[spec][variant] = text
-        for spec, variants in sorted(specs.items()):
-            spec_variants = [v for s, v in rendered if s == spec]
-            if len(variants) == len(spec_variants) and len(set(variants.values())) == 1:
-                out[f"{spec}/{name}"] = next(iter(variants.values()))
-            else:
-                out.update({f"{spec}/{v}/{name}": t for v, t in sorted(variants.items())})
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import model_c, tflm_ops
+from .. import model_c, tflm_ops, wire
 from ..features import template_values
 from ..fileio import write_if_changed
 from ..render import content_hash, environment, header, render_file, template_names
@@ -83,6 +83,53 @@ def common_context(v: Variant, analysis: dict, tflite_bytes: bytes,
         use_led="led" in v.outputs, use_serial="serial" in v.outputs,
         **tflm_ops.kernel_context(analysis, resolver_ops(analysis)),
     )
+
+
+def crc32_nibble_table() -> list[int]:
+    """The 16-entry table of the reflected CRC-32 (0xEDB88320) the capture packer uses."""
+    table = []
+    for i in range(16):
+        c = i
+        for _ in range(4):
+            c = (c >> 1) ^ (wire.CRC32_POLY if c & 1 else 0)
+        table.append(c)
+    return table
+
+
+def capture_context(v: Variant, extra: dict | None = None) -> dict:
+    """Template values of the capture project (templates/capture/): the spec's audio, the
+    board, the wire format (generator.wire). No model: it records before one exists."""
+    project, spec = v.project, v.project.spec
+    rate = spec.audio.sample_rate
+    values = {"audio": spec.audio.model_dump(mode="json"),
+              "target": v.target.model_dump(mode="json"),
+              "board": v.board.model_dump(mode="json"), "wire": wire.SYNC.decode(),
+              "frame": wire.FRAME_SAMPLES, "extra": extra or {}}
+    digest = content_hash(values)
+    spec_name = project.path.name
+    c_header = header("//", spec_name, digest)
+    frame_bytes = wire.frame_bytes()
+    return dict(
+        project=spec, target=v.target, board=v.board, name=spec.name, digest=digest,
+        spec_name=spec_name, c_header=c_header, hash_header=header("#", spec_name, digest),
+        sample_rate=rate, seconds=spec.audio.clip_seconds,
+        frame_samples=wire.FRAME_SAMPLES, frame_us=wire.FRAME_SAMPLES * 1_000_000 // rate,
+        frame_bytes=frame_bytes, link_kbps=frame_bytes * rate / wire.FRAME_SAMPLES / 1000,
+        header_bytes=wire.HEADER.size, sync=wire.SYNC.decode(), sync_bytes=list(wire.SYNC),
+        flag_gap=wire.FLAG_GAP, crc_poly=wire.CRC32_POLY, crc_table=crc32_nibble_table(),
+        use_led="led" in v.outputs,
+    )
+
+
+def render_capture_tree(board_templates: list[tuple[str, str]], ctx: dict,
+                        out_dir: Path) -> list[Path]:
+    """Render the capture project's templates ((tree, path) pairs) into out_dir."""
+    env = environment()
+    written = []
+    for tree, rel in board_templates:
+        render_file(env, f"{tree}/{rel}.j2", out_dir / rel, ctx)
+        written.append(out_dir / rel)
+    return written
 
 
 def render_tree(project: Project, family: str, ctx: dict, tflite_bytes: bytes,

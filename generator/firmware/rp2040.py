@@ -30,13 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cmsis
+from .. import cmsis, wire
 from ..features import CHEAPER_FRAMES, LONGER_FRAMES
 from ..errors import Problem, SpecError
 from ..fileio import write_if_changed
-from ..targets import UF2_SCRIPT, output_files
+from ..targets import (UF2_SCRIPT, capture_output_files, capture_templates,
+                       output_files)
 from ..variant import PDM_DECIMATION, Variant
-from .common import common_context, render_tree
+from .common import capture_context, common_context, render_capture_tree, render_tree
 
 FAMILY = "rp2040"
 UF2_FAMILY_ID = 0xE48BFF56  # RP2040 in the UF2 family list (microsoft/uf2 utils/uf2families.json)
@@ -167,10 +168,14 @@ class PdmRing:
 
 
 def pdm_ring(v: Variant) -> PdmRing:
-    """The ring audio_in.c gets (the one place its size is computed)."""
+    """The ring the detector's audio_in.c gets (the one place its size is computed)."""
+    return ring_for(v, compute_us(v))
+
+
+def ring_for(v: Variant, compute: float) -> PdmRing:
+    """A ring that holds what arrives while a loop computes for `compute` us per hop."""
     fe = v.frontend
     per_sample = PDM_BYTES_PER_SAMPLE
-    compute = compute_us(v)
     # mf_audio_read decimates samples as they arrive, so the ring holds the backlog that piles
     # up while the loop computes, not a hop on top of it.
     late = math.ceil(compute * (1 + RING_MARGIN) * fe.sample_rate / 1e6)  # samples
@@ -234,8 +239,8 @@ def _budget_problem(v: Variant) -> str | None:
     return None
 
 
-def check_target(v: Variant) -> list[Problem]:
-    """Problems that make variant `v` impossible on its board, each at its place in the spec."""
+def check_microphone(v: Variant) -> list[Problem]:
+    """Problems of the microphone driver (detector and capture firmware alike)."""
     board, pos = v.board, v.project.positions
     out = []
     if board.microphone.interface != "pdm":
@@ -248,6 +253,13 @@ def check_target(v: Variant) -> list[Problem]:
                                f"{board.title} runs at {board.clock_hz} Hz"))
     if PDM_DECIMATION != 64:
         raise AssertionError("audio_in.c decimates two 32-bit words per sample")
+    return out
+
+
+def check_target(v: Variant) -> list[Problem]:
+    """Problems that make variant `v` impossible on its board, each at its place in the spec."""
+    board, pos = v.board, v.project.positions
+    out = check_microphone(v)
     region = board.region(board.arena_region)
     if region.name not in ARENA_SECTIONS:
         out.append(pos.problem(v.loc("board"),
@@ -269,8 +281,6 @@ def check_target(v: Variant) -> list[Problem]:
 
 def context(v: Variant, analysis: dict, tflite_bytes: bytes) -> dict:
     board = v.board
-    rate = v.frontend.sample_rate
-    lut = pdm_lut()
     ring = pdm_ring(v)
     extra = {"lut": CIC_ORDER, "gain": GAIN_SHIFT, "ring": ring.bytes, "hpf": HPF_HZ}
     ctx = common_context(v, analysis, tflite_bytes, extra)
@@ -278,10 +288,21 @@ def context(v: Variant, analysis: dict, tflite_bytes: bytes) -> dict:
         exe=EXE,
         sources=[f for f in output_files(v.project, v.target, board)
                  if f.endswith((".c", ".cc", ".cpp"))],
-        flash=board.region("FLASH"), uf2_family=UF2_FAMILY_ID,
         arena_section=ARENA_SECTIONS[board.arena_region],
-        led_pin=v.pins["led_pin"],
-        ready_extra="",
+        ready_extra="", ring_loop="front end + inference",
+        cmsis_dsp_sources=list(cmsis.SOURCES),
+        static_ram_estimate=static_ram_bytes(v),
+        **microphone_context(v, ring),
+    )
+    return ctx
+
+
+def microphone_context(v: Variant, ring: PdmRing) -> dict:
+    """What audio_in.c (and the READMEs) need: pins, PIO, DMA, ring, decimator tables."""
+    board, rate = v.board, v.frontend.sample_rate
+    lut = pdm_lut()
+    return dict(
+        flash=board.region("FLASH"), uf2_family=UF2_FAMILY_ID, led_pin=v.pins["led_pin"],
         mic={"data_pin": v.pins["mic.data_pin"], "clock_pin": v.pins["mic.clock_pin"]},
         pio_block=board.microphone.peripheral, pio_sm=0, dma_channel=board.microphone.dma_channel,
         pdm_clock_hz=v.mic_clock_hz, decimation=PDM_DECIMATION,
@@ -291,10 +312,7 @@ def context(v: Variant, analysis: dict, tflite_bytes: bytes) -> dict:
         lut=lut, lut_tables=len(lut), lut_bytes=len(lut) * 256 * 2, lut_divisor=LUT_DIVISOR,
         fir_taps=CIC_ORDER * (PDM_DECIMATION - 1) + 1, gain_shift=GAIN_SHIFT,
         hpf_hz=HPF_HZ, hpf_alpha_q15=round(32768 * math.exp(-2 * math.pi * HPF_HZ / rate)),
-        cmsis_dsp_sources=list(cmsis.SOURCES),
-        static_ram_estimate=static_ram_bytes(v),
     )
-    return ctx
 
 
 def render(v: Variant, analysis: dict, tflite_bytes: bytes, out_dir: Path) -> list[Path]:
@@ -303,6 +321,40 @@ def render(v: Variant, analysis: dict, tflite_bytes: bytes, out_dir: Path) -> li
         raise SpecError(problems)
     ctx = context(v, analysis, tflite_bytes)
     written = render_tree(v.project, FAMILY, ctx, tflite_bytes, out_dir)
+    write_if_changed(out_dir / UF2_SCRIPT, UF2_WRITER.read_bytes())
+    written.append(out_dir / UF2_SCRIPT)
+    return sorted(written)
+
+
+# The capture firmware (templates/capture/rp2040): USB CDC, a transmit buffer of CDC_TX_FRAMES
+# frames; status on UART0. Its loop per frame: decimation, packing (a CRC-32 of the frame, about
+# 20 cycles per byte), a copy into the CDC buffer.
+CDC_TX_FRAMES = 8
+UART_BAUD = 115200
+PACK_CYCLES_PER_BYTE = 20
+
+
+def capture_compute_us(v: Variant) -> float:
+    """Estimated microseconds of the capture loop per frame."""
+    cycles = (wire.FRAME_SAMPLES * DECIMATION_CYCLES_PER_SAMPLE
+              + wire.frame_bytes() * PACK_CYCLES_PER_BYTE)
+    return cycles * 1e6 / v.board.clock_hz
+
+
+def render_capture(v: Variant, out_dir: Path) -> list[Path]:
+    """The capture project of variant `v` (firmware/<variant>-capture/)."""
+    problems = check_microphone(v)
+    if problems:
+        raise SpecError(problems)
+    ring = ring_for(v, capture_compute_us(v))
+    ctx = capture_context(v, {"ring": ring.bytes, "cdc": CDC_TX_FRAMES})
+    cdc_tx = CDC_TX_FRAMES * wire.frame_bytes()
+    ctx.update(exe=EXE, uart_baud=UART_BAUD, cdc_tx_bytes=cdc_tx, cdc_frames=CDC_TX_FRAMES,
+               cdc_ms=CDC_TX_FRAMES * ctx["frame_us"] / 1000, hop_us=ctx["frame_us"],
+               ring_loop="decimation + framing",
+               sources=[f for f in capture_output_files(v.board) if f.endswith(".c")],
+               **microphone_context(v, ring))
+    written = render_capture_tree(capture_templates(v.board), ctx, out_dir)
     write_if_changed(out_dir / UF2_SCRIPT, UF2_WRITER.read_bytes())
     written.append(out_dir / UF2_SCRIPT)
     return sorted(written)

@@ -1,0 +1,398 @@
+"""Capture: the wire format (generator.wire), the C packer it is rendered into, the windowing of
+`micforge capture` (generator.capture), the command against a pseudo-terminal, and the rendered
+capture projects against goldens.
+
+The pty tests replay frames recorded from the capture firmware running in rp2040js with its PDM
+pin driven from a real fire-alarm recording (tests/data/capture/alarm_0800.frames, see its
+README), then corrupt one, drop one, or hang up mid-window.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import struct
+import subprocess
+import termios
+import threading
+import time
+import tty
+import zlib
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from generator import wire
+from generator.boards import load_board
+from generator.capture import Windower, window_name
+from generator.cli import main
+from generator.spec import load_spec
+from generator.targets import capture_output_files, render_capture
+
+from conftest import REPO, UPDATE_GOLDEN, golden_layout
+
+RECORDED = REPO / "tests" / "data" / "capture" / "alarm_0800.frames"
+GOLDEN = REPO / "tests" / "golden" / "capture"
+EXAMPLES = [("fire_alarm", "pico"), ("fire_alarm", "micromod"), ("keywords", "pico"),
+            ("demo", "pico")]
+
+
+def _frames(n: int, first: int = 0, rate: int = 16000, seed: int = 0) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    return [wire.pack(i, first + i * wire.FRAME_SAMPLES, rate,
+                      rng.integers(-32768, 32767, wire.FRAME_SAMPLES, dtype=np.int16))
+            for i in range(n)]
+
+
+# ----------------------------------------------------------------------- wire format
+
+def test_frame_layout_is_the_documented_one():
+    samples = np.arange(wire.FRAME_SAMPLES, dtype=np.int16) - 128
+    b = wire.pack(5, 0x01020304, 16000, samples, overrun=9, unsent=256, flags=wire.FLAG_GAP)
+    assert len(b) == wire.frame_bytes() == 28 + 2 * 256 + 4
+    assert b[:4] == b"MFC1"
+    assert b[4:8] == (5).to_bytes(4, "little")
+    assert b[8:12] == bytes([4, 3, 2, 1])
+    assert int.from_bytes(b[12:16], "little") == 16000
+    assert int.from_bytes(b[16:20], "little") == 9
+    assert int.from_bytes(b[20:24], "little") == 256
+    assert int.from_bytes(b[24:26], "little") == 256 and b[26:28] == b"\x01\x00"
+    assert b[28:30] == (-128).to_bytes(2, "little", signed=True)
+    assert int.from_bytes(b[-4:], "little") == zlib.crc32(b[:-4])
+
+
+def test_deframer_finds_frames_in_any_split_and_skips_noise():
+    frames = _frames(4)
+    stream = b"mf capture board=pico rate=16000\r\n" + frames[0] + b"\x00\xffMFC" + \
+        b"".join(frames[1:])
+    for step in (1, 7, 544, 10_000):
+        d = wire.Deframer()
+        got = [f for i in range(0, len(stream), step) for f in d.feed(stream[i:i + step])]
+        assert [f.seq for f in got] == [0, 1, 2, 3]
+        assert d.crc_errors == 0 and d.text == ["mf capture board=pico rate=16000"]
+        assert np.array_equal(got[2].samples,
+                              np.frombuffer(frames[2][28:-4], dtype="<i2"))
+
+
+def test_deframer_drops_corrupt_frames_and_resynchronises():
+    frames = _frames(3)
+    bad = bytearray(frames[1])
+    bad[300] ^= 0x10  # one flipped bit in the payload
+    bad[100:104] = b"MFC1"  # and a sync word inside it
+    truncated = frames[0][:200]  # a frame cut short (link reset), then the next whole one
+    d = wire.Deframer()
+    got = d.feed(truncated + frames[0] + bytes(bad) + frames[2])
+    assert [f.seq for f in got] == [0, 2]
+    assert d.crc_errors >= 1
+
+
+# ----------------------------------------------------------------------- windows
+
+def _push_all(w: Windower, frames: list[bytes]):
+    out = []
+    for f in wire.Deframer().feed(b"".join(frames)):
+        out += w.push(f)
+    return out
+
+
+def test_windows_are_cut_on_the_device_clock():
+    frames = _frames(10, first=12345)
+    got = _push_all(Windower(size=1000), frames)  # 2560 samples: two windows and a partial
+    assert [w.index for w in got] == [0, 1] and all(w.samples is not None for w in got)
+    allx = np.concatenate([np.frombuffer(f[28:-4], dtype="<i2") for f in frames])
+    assert np.array_equal(got[1].samples, allx[1000:2000])
+
+
+def test_a_lost_frame_drops_the_window_it_falls_in_and_keeps_the_clock():
+    frames = _frames(12)
+    del frames[5]  # samples 1280..1535: window 1 of 1000-sample windows
+    got = _push_all(Windower(size=1000), frames)
+    assert [(w.index, w.samples is None, w.lost) for w in got] == \
+        [(0, False, 0), (1, True, 256), (2, False, 0)]
+    allx = np.concatenate([np.frombuffer(f[28:-4], dtype="<i2") for f in _frames(12)])
+    assert np.array_equal(got[2].samples, allx[2000:3000])  # not shifted by the loss
+    assert got[1].cause == "link"
+
+
+def test_device_losses_are_told_apart_from_link_losses():
+    rng = np.random.default_rng(1)
+    x = rng.integers(-100, 100, 256 * 8, dtype=np.int16)
+    f = [wire.pack(i, i * 256, 16000, x[i * 256:(i + 1) * 256]) for i in range(3)]
+    # the device could not send frame 3 (unsent += 256), then an overrun inside frame 5 (GAP)
+    f.append(wire.pack(4, 4 * 256, 16000, x[1024:1280], unsent=256))
+    f.append(wire.pack(5, 5 * 256, 16000, x[1280:1536], overrun=40, unsent=256,
+                       flags=wire.FLAG_GAP))
+    w = Windower(size=512)
+    got = _push_all(w, f)
+    assert [(x.index, x.samples is None, x.cause) for x in got] == \
+        [(0, False, ""), (1, True, "device"), (2, True, "device")]
+    assert w.lost_total == w.lost_device == 512
+
+
+def test_the_sample_clock_wraps_at_32_bits():
+    frames = _frames(8, first=(1 << 32) - 3 * 256)
+    got = _push_all(Windower(size=512), frames)
+    assert [w.index for w in got] == [0, 1, 2, 3] and all(w.samples is not None for w in got)
+
+
+def test_window_names_follow_the_dataset_grouping():
+    from generator.dataset import recording, source_id
+    name = window_name("cap-pico-20261130T080000Z", 12_500)
+    assert name == "cap-pico-20261130T080000Z_t0012.500.wav"
+    assert recording(name) == ("cap-pico-20261130T080000Z", 12.5)
+    assert source_id(name) == "cap-pico-20261130T080000Z"
+
+
+# ----------------------------------------------------------------------- the command on a pty
+
+@pytest.fixture()
+def project(tmp_path):
+    """fire_alarm's spec with its dataset root in tmp_path (nothing written under ../shared)."""
+    spec = yaml.safe_load((REPO / "projects" / "fire_alarm.yaml").read_text())
+    spec["dataset"]["root"] = str(tmp_path / "data")
+    for c in spec["classes"]:
+        (tmp_path / "data" / c).mkdir(parents=True)
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+class Board:
+    """The host end of a pseudo-terminal that plays the board: writes `chunks` (bytes, or a
+    float to pause) once the command has opened the port, and then hangs up once it has read
+    everything (pyserial drops what was written before it opened the port; closing the master
+    drops what is unread)."""
+
+    def __init__(self, chunks, hang_up=True):
+        self.master, slave = os.openpty()
+        tty.setraw(slave)
+        self.port = os.ttyname(slave)
+        self._slave = slave
+        self._chunks, self._hang_up = chunks, hang_up
+        self._thread = threading.Thread(target=self._play, daemon=True)
+
+    def _wait(self, ready, seconds=20.0):
+        end = time.monotonic() + seconds
+        while not ready() and time.monotonic() < end:
+            time.sleep(0.01)
+
+    def _unread(self) -> int:
+        return struct.unpack("i", fcntl.ioctl(self._slave, termios.FIONREAD, b"\0" * 4))[0]
+
+    def _drained(self) -> None:
+        """Until the reader has read everything (nothing unread at three looks 50 ms apart:
+        written bytes reach the line discipline asynchronously), or stopped reading (0.5 s
+        without progress)."""
+        last, since, zeros = self._unread(), time.monotonic(), 0
+        while zeros < 3 and time.monotonic() - since < 0.5:
+            time.sleep(0.05)
+            now = self._unread()
+            zeros = zeros + 1 if now == 0 else 0
+            if now != last:
+                last, since = now, time.monotonic()
+
+    def _play(self):
+        # pyserial sets the line's speed when it opens the port (a new pty is at 38400), then
+        # flushes its input: start writing a moment later.
+        self._wait(lambda: termios.tcgetattr(self._slave)[5] == termios.B115200)
+        time.sleep(0.3)
+        os.set_blocking(self.master, False)
+        for c in self._chunks:
+            if isinstance(c, float):
+                time.sleep(c)
+                continue
+            i, stalled = 0, time.monotonic()
+            while i < len(c) and time.monotonic() - stalled < 0.5:  # the reader may have quit
+                try:
+                    i += os.write(self.master, c[i:i + 4096])
+                    stalled = time.monotonic()
+                except BlockingIOError:
+                    time.sleep(0.005)
+        if self._hang_up:
+            self._drained()
+            os.close(self.master)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._thread.join(timeout=30)
+        os.close(self._slave)
+        if not self._hang_up:
+            os.close(self.master)
+
+
+def _capture(project, port, *extra, label="alarm"):
+    return main(["capture", str(project), "--variant", "pico", "--port", port, "--label", label,
+                 "--timeout", "1", *extra])
+
+
+def _recorded() -> tuple[bytes, list[wire.Frame]]:
+    data = RECORDED.read_bytes()
+    return data, wire.Deframer().feed(data)
+
+
+def _wavs(folder):
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def test_recorded_frames_become_wavs_equal_to_the_device_samples(project, capsys):
+    data, frames = _recorded()
+    assert len(frames) >= 70 and all(f.rate == 16000 for f in frames)
+    with Board([data]) as board:
+        status = _capture(project, board.port, "--count", "2")
+    assert status == 0, capsys.readouterr().err
+    folder = project.parent / "data" / "alarm"
+    names = _wavs(folder)
+    assert len(names) == 2 and all(n.startswith("cap-pico-") for n in names)
+    assert names[0].endswith("_t0000.000.wav") and names[1].endswith("_t0001.000.wav")
+    stream = np.concatenate([f.samples for f in frames])
+    for k, name in enumerate(names):
+        x, rate = sf.read(folder / name, dtype="int16")
+        assert rate == 16000
+        assert np.array_equal(x, stream[16000 * k:16000 * (k + 1)])
+
+
+def test_corrupt_and_lost_frames_drop_their_window_and_a_hang_up_keeps_no_partial(project,
+                                                                                     capsys):
+    data, frames = _recorded()
+    size = wire.frame_bytes()
+    raw = [data[i:i + size] for i in range(data.index(wire.SYNC), len(data), size)]
+    corrupt = bytearray(raw[10])
+    corrupt[200] ^= 0x01  # window 0 (frames 0-62) loses frame 10
+    stream = b"".join(raw[:10]) + bytes(corrupt) + b"".join(raw[11:])
+    stream = stream[:size * 70 + 100]  # hang up in window 1, mid-frame
+    with Board([stream]) as board:
+        status = _capture(project, board.port, "--count", "3")
+    out = capsys.readouterr()
+    assert status == 1
+    assert "disconnected" in out.err
+    assert "lost 256 samples (link); window not written" in out.out
+    assert "0 of 3 windows written, 1 dropped" in out.err
+    assert "partial window" in out.err and "1 frames failed their CRC" in out.err
+    assert _wavs(project.parent / "data" / "alarm") == []
+    assert not list((project.parent / "data" / "alarm").iterdir())  # no temporary file either
+
+
+def test_a_lost_frame_costs_its_window_only(project, capsys):
+    data, frames = _recorded()
+    size = wire.frame_bytes()
+    raw = [data[i:i + size] for i in range(data.index(wire.SYNC), len(data), size)]
+    # 0.128 s windows = 2048 samples = 8 frames; frame 10 falls in window 1
+    with Board([b"".join(raw[:10] + raw[11:])]) as board:
+        status = _capture(project, board.port, "--count", "3", "--seconds", "0.128")
+    out = capsys.readouterr()
+    assert status == 0, out.err
+    names = _wavs(project.parent / "data" / "alarm")
+    assert [n.rsplit("_t", 1)[1] for n in names] == ["0000.000.wav", "0000.256.wav",
+                                                     "0000.384.wav"]
+    assert "t=0.128 s: lost 256 samples (link); window not written" in out.out
+    stream = np.concatenate([f.samples for f in frames])
+    x, _ = sf.read(project.parent / "data" / "alarm" / names[1], dtype="int16")
+    assert np.array_equal(x, stream[2 * 2048:3 * 2048])  # on the device clock, not shifted
+
+
+def test_refuses_unknown_label_missing_port_and_other_rate(project, capsys):
+    assert _capture(project, "/dev/null-no-such-port", label="alarm") == 2
+    assert "/dev/null-no-such-port: no such serial port; " in capsys.readouterr().err
+    assert _capture(project, "/dev/ttyACM0", label="smoke") == 2
+    assert "'smoke' is not a class" in capsys.readouterr().err
+    with Board([b"".join(_frames(20, rate=8000))]) as board:
+        assert _capture(project, board.port) == 2
+    err = capsys.readouterr().err
+    assert "streams 8000 Hz; the spec records at 16000 Hz" in err
+    assert _wavs(project.parent / "data" / "alarm") == []
+
+
+def test_says_what_the_port_sent_when_it_is_not_capture_firmware(project, capsys):
+    lines = b"".join(b"hop=%d t_ms=%d top=alarm score=1 det=- dsp_us=1 inf_us=2 ovr=0 q=1,2\r\n"
+                     % (i, i) for i in range(5))
+    with Board([lines], hang_up=False) as board:
+        assert _capture(project, board.port) == 2
+    err = capsys.readouterr().err
+    assert "no capture frames in 1 s; it printed: hop=" in err
+    assert "capture firmware flashed" in err
+
+
+def test_never_overwrites_and_next_session_gets_its_own_recording(project, capsys):
+    frames = b"".join(_frames(70))
+    for _ in range(2):
+        with Board([frames]) as board:
+            assert _capture(project, board.port, "--count", "1") == 0
+    names = _wavs(project.parent / "data" / "alarm")
+    assert len(names) == 2 and names[0] != names[1]
+    recs = {n.rsplit("_t", 1)[0] for n in names}
+    assert len(recs) == 2  # two sessions, two recordings (the same second gets -2)
+
+
+# ----------------------------------------------------------------------- the firmware
+
+def _render(spec, variant, out):
+    project = load_spec(REPO / "projects" / f"{spec}.yaml")
+    target = next(t for t in project.spec.targets if t.name == variant)
+    board = load_board(target.board)
+    files = render_capture(project, target, board, out)
+    assert sorted(str(f.relative_to(out)) for f in files) == capture_output_files(board)
+    return {str(f.relative_to(out)): f.read_text() for f in files}
+
+
+def test_rendered_capture_trees_match_golden(tmp_path):
+    import re
+    mask = re.compile(r"([Ii]nputs hash:? )[0-9a-f]{16}")
+    rendered = {}
+    for spec, variant in EXAMPLES:
+        files = _render(spec, variant, tmp_path / f"{spec}_{variant}")
+        rendered[(spec, variant)] = {n: mask.sub(r"\1<hash>", t) for n, t in files.items()}
+    layout = golden_layout(rendered)
+    if UPDATE_GOLDEN:
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        for rel, text in layout.items():
+            (GOLDEN / rel).parent.mkdir(parents=True, exist_ok=True)
+            (GOLDEN / rel).write_text(text)
+        return
+    have = {str(p.relative_to(GOLDEN)) for p in GOLDEN.rglob("*") if p.is_file()}
+    assert have == set(layout), "MICFORGE_UPDATE_GOLDEN=1 refreshes the capture goldens"
+    for rel, text in layout.items():
+        assert (GOLDEN / rel).read_text() == text, f"{GOLDEN / rel} differs"
+
+
+ARM = [shutil.which(t) for t in ("arm-none-eabi-gcc", "qemu-system-arm")]
+
+
+@pytest.mark.skipif(None in ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_the_c_packer_on_a_cortex_m0plus_equals_the_python_one(tmp_path):
+    """mf_capture.c compiled for the RP2040's core (-mcpu=cortex-m0plus) and run under QEMU
+    (micro:bit, ARMv6-M): its frames are byte for byte wire.pack's."""
+    from test_parity_qemu import M0, OUR_FLAGS, QEMU_DIR, _build_and_run
+    _render("fire_alarm", "pico", tmp_path / "fw")
+    flags = [f"-I{tmp_path / 'fw'}", f"-I{QEMU_DIR}", *OUR_FLAGS]
+    out = _build_and_run(M0, tmp_path, [(tmp_path / "fw" / "mf_capture.c", flags),
+                                        (QEMU_DIR / "capture_main.c", flags)])
+    lines = out.split()
+    assert len(lines) == 3
+    x, seq, first = 1, 0xFFFFFFFE, 0xFFFFFF00
+    for f, line in enumerate(lines):
+        samples = []
+        for _ in range(wire.FRAME_SAMPLES):
+            x = (1103515245 * x + 12345) & 0xFFFFFFFF
+            samples.append(np.int16(np.uint16(x >> 16)))
+        expected = wire.pack(seq + f, first + f * wire.FRAME_SAMPLES, 16000, samples, overrun=7,
+                             unsent=512, flags=wire.FLAG_GAP if f == 1 else 0)
+        assert bytes.fromhex(line) == expected
+    frames = wire.Deframer().feed(b"".join(bytes.fromhex(line) for line in lines))
+    assert [fr.seq for fr in frames] == [0xFFFFFFFE, 0xFFFFFFFF, 0]
+
+
+@pytest.mark.skipif(ARM[0] is None, reason="needs arm-none-eabi-gcc")
+def test_capture_main_compiles_for_cortex_m0plus_against_its_own_headers(tmp_path):
+    """The portable files of the capture tree build with -Werror for the M0+ (no SDK here:
+    capture_main.c and audio_in.c need the pico-sdk and are built in the emulator check)."""
+    _render("fire_alarm", "pico", tmp_path)
+    run = subprocess.run([ARM[0], "-mcpu=cortex-m0plus", "-mthumb", "-O2", "-std=c99", "-Wall",
+                          "-Wextra", "-Werror", "-Wconversion", "-c", str(tmp_path / "mf_capture.c"),
+                          "-o", str(tmp_path / "mf_capture.o")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
