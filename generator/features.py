@@ -27,6 +27,18 @@ Per frame (both kinds), exactly as templates/common/mf_features.c.j2 does on the
                 into log_lo, log_hi and gain (3.01 dB per log2 unit, not 6.02)
   5. int8:      the log level clamped to [log_lo, log_hi], then mapped linearly onto
                 [-128, 127]: q = ((L - log_lo) * gain) >> GAIN_SHIFT, minus 128.
+  mfcc, after 4: the band levels clamped to [log_lo, log_hi], minus log_lo (x_b >= 0), through
+                an orthonormal DCT-II with q15 coefficients, exact in 64 bits:
+                c_k = sum_b dct[k][b] * x_b. Then int8: c0 (0 .. its largest value) onto
+                -128..127; c1.. from -cepstral_range_db to +cepstral_range_db onto -128..127,
+                clamped: q = ((c_k * cep_gain[k] + cep_bias[k]) >> CEP_SHIFT) - 128, a
+                negative sum giving -128 (no right shift of a negative number). Why an integer
+                DCT on these levels rather than CMSIS-DSP's arm_mfcc_q15: it keeps the block
+                floating point that holds quiet frames' precision (arm_mfcc_q15's q15 magnitudes
+                lose a quiet frame's low bits before its log), and it costs
+                mfcc_coefficients x mel_bands 32-bit multiplies per frame on top of log_mel
+                (13 x 32: about 1% of the 512-point FFT's cycles on the M0+), where arm_mfcc_q15
+                adds a complex FFT, square roots and its own log.
 
 The int8 mapping is stated in dB relative to full scale (`features.floor_db`,
 `features.ceiling_db`): 0 dB is the level of a full-scale sine at a bin centre
@@ -102,6 +114,12 @@ class FrontEnd:
     log_hi: int                      # log level mapped to 127
     gain: int                        # 255 / (log_hi - log_lo) in units of 2^-gain_shift
     gain_shift: int
+    mel_bands: int = 0               # bands the mfcc DCT reads (num_bins for log_mel)
+    dct: tuple[int, ...] = ()        # mfcc: q15 DCT-II, num_bins rows of mel_bands
+    cep_gain: tuple[int, ...] = ()   # mfcc: per coefficient, in units of 2^-CEP_SHIFT
+    cep_bias: tuple[int, ...] = ()   # mfcc: added before the shift (rounding, and +128 for c1..)
+    cep_shift: int = 0
+    cepstral_range_db: float = 0.0   # mfcc: c1.. map +-this many dB onto int8
 
     @property
     def hop_samples(self) -> int:
@@ -201,6 +219,33 @@ def _full_scale_level(window: tuple[int, ...], fft_size: int, kind: str) -> floa
     return math.log2(mag * mag * (Q15_MAX if kind == "log_mel" else 1)) + SHIFT_OCTAVES * MAX_SHIFT
 
 
+CEP_SHIFT = 32  # the cepstral gains are fixed-point multipliers of 2^-CEP_SHIFT
+Q15_ONE = 1 << 15
+
+
+def _dct(coefficients: int, bands: int) -> tuple[int, ...]:
+    """Orthonormal DCT-II in q15, row k = coefficient k: sqrt(2/B) cos(pi k (2b + 1) / 2B),
+    row 0 divided by sqrt(2)."""
+    k = np.arange(coefficients)[:, None]
+    b = np.arange(bands)[None, :]
+    d = np.sqrt(2.0 / bands) * np.cos(np.pi * k * (2 * b + 1) / (2 * bands))
+    d[0] /= np.sqrt(2.0)
+    return tuple(int(v) for v in np.round(d * Q15_ONE).astype(np.int64).ravel())
+
+
+def _cepstral_scaling(dct: tuple[int, ...], coefficients: int, bands: int, span: int,
+                      range_db: float) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per coefficient: the gain and bias that put c0's whole range (every x_b = span) and
+    c1..'s [-range_db, +range_db] onto 0..255 (then -128)."""
+    c0_max = span * sum(dct[:bands])  # in q15 x level units
+    reach = range_db / DB_PER_OCTAVE * (1 << LOG_FRAC_BITS) * Q15_ONE  # +-range, same units
+    gains = [int(round(255 * 2 ** CEP_SHIFT / c0_max))]
+    gains += [int(round(127.5 * 2 ** CEP_SHIFT / reach))] * (coefficients - 1)
+    half = 1 << (CEP_SHIFT - 1)
+    biases = [half] + [(128 << CEP_SHIFT) + half] * (coefficients - 1)
+    return tuple(gains), tuple(biases)
+
+
 def design(spec: ProjectSpec) -> FrontEnd:
     """The front end of `spec`: every constant, computed once from the spec values."""
     return _design(spec.audio, spec.features, spec.detection.hop_frames)
@@ -209,29 +254,38 @@ def design(spec: ProjectSpec) -> FrontEnd:
 @lru_cache(maxsize=16)
 def _design(a: Audio, f: Features, hop_frames: int) -> FrontEnd:
     window = _window(f.window, f.frame_length)
-    if f.kind == "log_mel":
+    if f.kind in ("log_mel", "mfcc"):
         fmax = f.fmax_hz if f.fmax_hz is not None else a.sample_rate / 2
         starts, lengths, offsets, weights, edges = _mel_filters(
             a.sample_rate, f.fft_size, f.mel_bands, f.fmin_hz, fmax)
     else:
         starts = lengths = offsets = weights = edges = ()
     one = 1 << LOG_FRAC_BITS
-    ref = _full_scale_level(window, f.fft_size, f.kind)
+    ref = _full_scale_level(window, f.fft_size, "spectrogram" if f.kind == "spectrogram" else "log_mel")
     log_lo = max(0, int(round((ref + f.floor_db / DB_PER_OCTAVE) * one)))
     log_hi = int(round((ref + f.ceiling_db / DB_PER_OCTAVE) * one))
     gain = int(round(255 * (1 << GAIN_SHIFT) / (log_hi - log_lo)))
     clip_samples = a.clip_samples
+    cepstral = {}
+    if f.kind == "mfcc":
+        dct = _dct(f.mfcc_coefficients, f.mel_bands)
+        gains, biases = _cepstral_scaling(dct, f.mfcc_coefficients, f.mel_bands, log_hi - log_lo,
+                                          f.cepstral_range_db)
+        cepstral = dict(dct=dct, cep_gain=gains, cep_bias=biases, cep_shift=CEP_SHIFT,
+                        cepstral_range_db=f.cepstral_range_db)
+    bins = {"spectrogram": f.fft_size // 2 + 1, "log_mel": f.mel_bands,
+            "mfcc": f.mfcc_coefficients}[f.kind]
     return FrontEnd(
         kind=f.kind, sample_rate=a.sample_rate, clip_samples=clip_samples,
         frame_length=f.frame_length, frame_step=f.frame_step, fft_size=f.fft_size,
         num_frames=1 + (clip_samples - f.frame_length) // f.frame_step,
-        num_bins=f.fft_size // 2 + 1 if f.kind == "spectrogram" else f.mel_bands,
+        num_bins=bins, mel_bands=f.mel_bands if f.kind != "spectrogram" else 0,
         spectrum_bins=f.fft_size // 2 + 1, hop_frames=hop_frames,
         window=window, mel_start=starts, mel_length=lengths, mel_offset=offsets,
         mel_weights=weights, mel_edges_hz=edges,
         log_table=_log_table(LOG_TABLE_BITS, LOG_FRAC_BITS), log_table_bits=LOG_TABLE_BITS,
         log_frac_bits=LOG_FRAC_BITS, max_shift=MAX_SHIFT, log_lo=log_lo, log_hi=log_hi, gain=gain,
-        gain_shift=GAIN_SHIFT)
+        gain_shift=GAIN_SHIFT, **cepstral)
 
 
 # ------------------------------------------------------------------ the reference
@@ -292,9 +346,26 @@ def levels(energy: np.ndarray, shift: np.ndarray, fe: FrontEnd) -> np.ndarray:
 
 
 def to_int8(level: np.ndarray, fe: FrontEnd) -> np.ndarray:
-    """Log levels to int8: clamp to [log_lo, log_hi], scale onto 0..255, shift by -128."""
+    """Log levels [..., bands] to int8 features [..., num_bins]: for spectrogram and log_mel,
+    clamp to [log_lo, log_hi], scale onto 0..255, shift by -128; for mfcc, the cepstrum."""
     span = np.clip(np.asarray(level, dtype=np.int64), fe.log_lo, fe.log_hi) - fe.log_lo
+    if fe.kind == "mfcc":
+        return cepstrum_to_int8(cepstrum(span, fe), fe)
     q = (span * fe.gain + (1 << (fe.gain_shift - 1))) >> fe.gain_shift
+    return (np.minimum(q, 255) - 128).astype(np.int8)
+
+
+def cepstrum(x: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """c_k = sum_b dct[k][b] * x_b of clamped band levels x [..., mel_bands] (int64, exact)."""
+    dct = np.array(fe.dct, dtype=np.int64).reshape(fe.num_bins, fe.mel_bands)
+    return np.asarray(x, dtype=np.int64) @ dct.T
+
+
+def cepstrum_to_int8(c: np.ndarray, fe: FrontEnd) -> np.ndarray:
+    """Coefficients [..., num_bins] onto int8 (see the module docstring, mfcc)."""
+    v = np.asarray(c, dtype=np.int64) * np.array(fe.cep_gain, dtype=np.int64) \
+        + np.array(fe.cep_bias, dtype=np.int64)
+    q = np.where(v < 0, 0, v >> fe.cep_shift)
     return (np.minimum(q, 255) - 128).astype(np.int8)
 
 
@@ -305,7 +376,8 @@ def spectrum_power(spectrum: np.ndarray) -> np.ndarray:
 
 
 def frame_levels(fe: FrontEnd, frame: np.ndarray) -> np.ndarray:
-    """Log levels [num_bins] of one int16 frame, through the cmsisdsp calls the C code makes."""
+    """Log levels [bands] of one int16 frame (spectrum bins or mel bands), through the
+    cmsisdsp calls the C code makes."""
     frame = np.asarray(frame, dtype=np.int16)
     if frame.shape != (fe.frame_length,):
         raise ValueError(f"a frame has {fe.frame_length} samples, got shape {frame.shape}")
@@ -318,7 +390,7 @@ def frame_levels(fe: FrontEnd, frame: np.ndarray) -> np.ndarray:
     power = spectrum_power(spectrum[:2 * fe.spectrum_bins])
     if fe.kind == "spectrogram":
         energy = power
-    else:
+    else:  # log_mel and mfcc: the mel bands
         w = tables["weights"].astype(np.int64)
         energy = np.array([int(np.dot(power[s:s + n], w[o:o + n]))
                            for s, n, o in zip(fe.mel_start, fe.mel_length, fe.mel_offset)],
@@ -352,7 +424,7 @@ def compute(fe: FrontEnd, clip: np.ndarray) -> np.ndarray:
 
 
 def batch_levels(fe: FrontEnd, frame_rows: np.ndarray) -> np.ndarray:
-    """Log levels [M, num_bins] of int16 frames [M, frame_length], batched (same integers)."""
+    """Log levels [M, bands] of int16 frames [M, frame_length], batched (same integers)."""
     tables = _arrays(fe)
     rows = frame_rows.astype(np.int32)
     shift = headroom(np.minimum(np.abs(rows).max(axis=1), Q15_MAX), fe.max_shift)
@@ -365,7 +437,7 @@ def batch_levels(fe: FrontEnd, frame_rows: np.ndarray) -> np.ndarray:
     keep = 2 * fe.spectrum_bins
     spectra = np.stack([dsp.arm_rfft_q15(inst, row)[:keep] for row in windowed])
     energy = spectrum_power(spectra)
-    if fe.kind == "log_mel":
+    if fe.kind != "spectrogram":
         energy = energy @ tables["dense"]
     return levels(energy, shift, fe)
 
@@ -393,7 +465,8 @@ def template_values(fe: FrontEnd) -> dict:
     """
     values = fe.constants()
     values.update(
-        is_log_mel=fe.kind == "log_mel",
+        is_log_mel=fe.kind in ("log_mel", "mfcc"),  # mel bands (mfcc: then the DCT)
+        is_mfcc=fe.kind == "mfcc",
         hop_samples=fe.hop_samples,
         history_samples=fe.frame_length + fe.hop_samples,
         rfft_init=f"arm_rfft_init_{fe.fft_size}_q15",

@@ -50,10 +50,12 @@ _RFFT_Q15_SIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 class Features(Strict):
-    kind: Literal["spectrogram", "log_mel"] = Field(
+    kind: Literal["spectrogram", "log_mel", "mfcc"] = Field(
         "log_mel", description="Front end. 'spectrogram': the log power of the guide's q15 FFT, "
                                "fft_size/2+1 bins. 'log_mel': the bin powers summed into mel "
-                               "bands and log-compressed, all in q15 (smaller, no resize).")
+                               "bands and log-compressed, all in q15 (smaller, no resize). "
+                               "'mfcc': the log-mel levels through an exact integer DCT-II, "
+                               "`mfcc_coefficients` per frame.")
     frame_length: int = Field(512, ge=16, le=8192,
                               description="Samples per analysis frame (the window length).")
     frame_step: int = Field(512, ge=1, le=8192,
@@ -64,11 +66,19 @@ class Features(Strict):
     window: Literal["hann", "hamming", "rectangular"] = Field(
         "hann", description="Window applied in q15 before the FFT.")
     mel_bands: int = Field(32, ge=4, le=128,
-                           description="Number of mel bands (log_mel only).")
-    fmin_hz: float = Field(0.0, ge=0, description="Lowest mel band edge in Hz (log_mel only).")
+                           description="Number of mel bands (log_mel and mfcc).")
+    fmin_hz: float = Field(0.0, ge=0, description="Lowest mel band edge in Hz (log_mel and mfcc).")
     fmax_hz: float | None = Field(None, gt=0,
                                   description="Highest mel band edge in Hz; default sample_rate/2 "
-                                              "(log_mel only).")
+                                              "(log_mel and mfcc).")
+    mfcc_coefficients: int = Field(13, ge=2, le=64,
+                                   description="Cepstral coefficients per frame, c0 (the band "
+                                               "levels' mean) first (mfcc only; at most "
+                                               "mel_bands).")
+    cepstral_range_db: float = Field(100.0, gt=0, le=400,
+                                     description="Coefficients c1.. from -range to +range dB map "
+                                                 "onto int8 -128..127, beyond it they clamp; c0 "
+                                                 "maps its whole range (mfcc only).")
     floor_db: float = Field(-100.0, ge=-150, le=0,
                             description="Level mapped to int8 -128, in dB relative to full scale "
                                         "(0 dB: a full-scale sine at a bin centre; for log_mel in "
@@ -595,13 +605,18 @@ def _cross_field_problems(spec: ProjectSpec, pos: Positions) -> list[Problem]:
                                f"({spec.audio.clip_samples} samples at audio.sample_rate and clip_seconds)"))
     f, nyquist = spec.features, spec.audio.sample_rate / 2
     fmax = f.fmax_hz if f.fmax_hz is not None else nyquist
-    if f.kind == "log_mel" and fmax > nyquist:
+    if f.kind in ("log_mel", "mfcc") and fmax > nyquist:
         out.append(pos.problem(("features", "fmax_hz"),
                                f"fmax_hz ({fmax:g}) is above half the sample rate ({nyquist:g} Hz); "
                                f"no spectrum bin lies there"))
-    elif f.kind == "log_mel" and f.fmin_hz >= fmax:
+    elif f.kind in ("log_mel", "mfcc") and f.fmin_hz >= fmax:
         out.append(pos.problem(("features", "fmin_hz"),
                                f"fmin_hz ({f.fmin_hz:g}) must be below fmax_hz ({fmax:g})"))
+    if f.kind == "mfcc" and f.mfcc_coefficients > f.mel_bands:
+        out.append(pos.problem(("features", "mfcc_coefficients"),
+                               f"mfcc_coefficients ({f.mfcc_coefficients}) cannot exceed mel_bands "
+                               f"({f.mel_bands}): a DCT of {f.mel_bands} bands has {f.mel_bands} "
+                               f"coefficients; lower it or raise mel_bands"))
     return out
 
 

@@ -102,7 +102,7 @@ def test_integer_log2_matches_float_log2():
     assert F.log2_fixed(np.array([0]), fe)[0] == 0
 
 
-@pytest.mark.parametrize("kind", ["log_mel", "spectrogram"])
+@pytest.mark.parametrize("kind", ["log_mel", "spectrogram", "mfcc"])
 def test_batch_path_equals_frame_by_frame_reference(kind):
     fe = F.design(_project(kind=kind, frame_step=384).spec)
     clips = _noisy_clips(fe, 12)
@@ -111,6 +111,48 @@ def test_batch_path_equals_frame_by_frame_reference(kind):
     for clip, fast in zip(clips, batch):
         assert np.array_equal(F.compute(fe, clip), fast)
     assert len(np.unique(batch)) > 100, "the int8 range is used, not a few values"
+
+
+def test_mfcc_design_is_an_orthonormal_dct_of_the_mel_bands():
+    fe = F.design(_project(kind="mfcc", mel_bands=40, mfcc_coefficients=13).spec)
+    assert (fe.num_bins, fe.mel_bands, len(fe.mel_start)) == (13, 40, 40)
+    d = np.array(fe.dct).reshape(13, 40) / 32768
+    assert np.allclose(d @ d.T, np.eye(13), atol=2e-4)  # orthonormal rows, to q15 rounding
+    assert np.all(np.array(fe.dct[:40]) == fe.dct[0])  # c0 is the (scaled) mean
+
+
+def test_mfcc_int8_equals_the_float_cepstrum_of_the_same_levels():
+    """The integer DCT and its int8 mapping equal the float DCT-II of the clamped log-mel
+    levels, to within one int8 step (q15 coefficients, rounding)."""
+    fe = F.design(_project(kind="mfcc", mel_bands=32, mfcc_coefficients=13).spec)
+    clips = _noisy_clips(fe, 6, seed=3)
+    rows = F.frames(fe, clips[2])
+    levels = F.batch_levels(fe, np.ascontiguousarray(rows))
+    x = (np.clip(levels, fe.log_lo, fe.log_hi) - fe.log_lo).astype(np.float64)
+    k, b = np.arange(13)[:, None], np.arange(32)[None, :]
+    d = np.sqrt(2 / 32) * np.cos(np.pi * k * (2 * b + 1) / 64)
+    d[0] /= np.sqrt(2)
+    c = x @ d.T  # in level units (2^-8 log2 of power)
+    span = fe.log_hi - fe.log_lo
+    reach = fe.cepstral_range_db / F.DB_PER_OCTAVE * 256
+    expected = np.concatenate([c[:, :1] / (span * np.sqrt(32)) * 255,
+                               (c[:, 1:] / reach + 1) * 127.5], axis=1)
+    expected = np.clip(np.round(expected), 0, 255) - 128
+    got = F.compute(fe, clips[2]).astype(np.int64)
+    assert np.max(np.abs(got - expected)) <= 1
+
+
+def test_mfcc_int8_mapping_ends():
+    fe = F.design(_project(kind="mfcc", mel_bands=32, mfcc_coefficients=13).spec)
+    span = fe.log_hi - fe.log_lo
+    top = F.to_int8(np.full((1, 32), fe.log_hi), fe)[0]   # every band at the ceiling
+    bottom = F.to_int8(np.zeros((1, 32), np.int64), fe)[0]  # digital silence
+    assert top[0] == 127 and bottom[0] == -128
+    assert np.all(np.abs(top[1:]) <= 1) and np.all(np.abs(bottom[1:]) <= 1)  # flat: no shape
+    ramp = np.linspace(fe.log_lo - 5000, fe.log_hi + 5000, 32).astype(np.int64)[None, :]
+    c1 = F.to_int8(ramp, fe)[0][1]
+    assert c1 == -128  # a full-range tilt is beyond +-range: it clamps, not wraps
+    assert span > 0
 
 
 def test_feature_cache_is_keyed_by_audio_and_front_end(tmp_path):

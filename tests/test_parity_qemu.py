@@ -127,9 +127,12 @@ def _features(core: dict, fe: F.FrontEnd, clips: np.ndarray, work: Path, portabl
     return maps.reshape(len(clips), fe.num_frames, fe.num_bins)
 
 
-@pytest.fixture(scope="module")
-def front_end() -> F.FrontEnd:
-    return F.design(load_spec(REPO / "projects" / "fire_alarm.yaml").spec)
+@pytest.fixture(scope="module", params=["log_mel", "mfcc"])
+def front_end(request) -> F.FrontEnd:
+    """fire_alarm's front end, and the same with MFCCs (13 coefficients of its mel bands)."""
+    spec = load_spec(REPO / "projects" / "fire_alarm.yaml").spec
+    features = spec.features.model_copy(update={"kind": request.param, "mfcc_coefficients": 13})
+    return F._design(spec.audio, features, spec.detection.hop_frames)
 
 
 @pytest.mark.shared

@@ -17,6 +17,7 @@
 #define MF_FE_LOG_HI           (18601)  /* log level mapped to 127 */
 #define MF_FE_GAIN             (1872U)  /* 255 / (LOG_HI - LOG_LO), times 2^GAIN_SHIFT */
 #define MF_FE_GAIN_SHIFT       (16)
+#define MF_FE_MEL_BANDS        MF_FE_NUM_BINS
 
 /* 512-point window, q15. */
 static const q15_t mf_window[MF_FE_FRAME_LENGTH] = {
@@ -68,15 +69,15 @@ static const uint16_t mf_log_table[64] = {
  *   2286.891, 2523.915, 2779.749, 3055.884, 3353.932, 3675.631, 4022.859, 4397.642,
  *   4802.165, 5238.788, 5710.061, 6218.731, 6767.766, 7360.37, 8000.0
  */
-static const uint16_t mf_mel_start[MF_FE_NUM_BINS] = {
+static const uint16_t mf_mel_start[MF_FE_MEL_BANDS] = {
     1, 2, 4, 6, 9, 11, 14, 16, 19, 23, 26, 30, 34, 39, 43, 49,
     54, 60, 67, 74, 81, 89, 98, 108, 118, 129, 141, 154, 168, 183, 199, 217
 };
-static const uint16_t mf_mel_length[MF_FE_NUM_BINS] = {
+static const uint16_t mf_mel_length[MF_FE_MEL_BANDS] = {
     3, 4, 5, 5, 5, 5, 5, 7, 7, 7, 8, 9, 9, 10, 11, 11,
     13, 14, 14, 15, 17, 19, 20, 21, 23, 25, 27, 29, 31, 34, 37, 39
 };
-static const uint16_t mf_mel_offset[MF_FE_NUM_BINS] = {
+static const uint16_t mf_mel_offset[MF_FE_MEL_BANDS] = {
     0, 3, 7, 12, 17, 22, 27, 32, 39, 46, 53, 61, 70, 79, 89, 100,
     111, 124, 138, 152, 167, 184, 203, 223, 244, 267, 292, 319, 348, 379, 413, 450
 };
@@ -175,18 +176,20 @@ static int32_t mf_level(uint64_t energy, int8_t shift)
            + (int32_t)(MF_FE_SHIFT_OCTAVES * (MF_FE_MAX_SHIFT - shift)) * (1 << MF_FE_LOG_FRAC_BITS);
 }
 
+/* A log level clamped to [LOG_LO, LOG_HI]. */
+static int32_t mf_clamp_level(int32_t level)
+{
+    if (level < MF_FE_LOG_LO) {
+        return MF_FE_LOG_LO;
+    }
+    return level > MF_FE_LOG_HI ? MF_FE_LOG_HI : level;
+}
+
 /* A log level onto int8: clamp to [LOG_LO, LOG_HI], scale onto 0..255, minus 128. */
 static int8_t mf_to_int8(int32_t level)
 {
-    uint32_t q;
-    if (level < MF_FE_LOG_LO) {
-        level = MF_FE_LOG_LO;
-    }
-    if (level > MF_FE_LOG_HI) {
-        level = MF_FE_LOG_HI;
-    }
-    q = ((uint32_t)(level - MF_FE_LOG_LO) * MF_FE_GAIN + (1U << (MF_FE_GAIN_SHIFT - 1)))
-        >> MF_FE_GAIN_SHIFT;
+    uint32_t q = ((uint32_t)(mf_clamp_level(level) - MF_FE_LOG_LO) * MF_FE_GAIN
+                  + (1U << (MF_FE_GAIN_SHIFT - 1))) >> MF_FE_GAIN_SHIFT;
     if (q > 255U) {
         q = 255U;
     }
