@@ -322,7 +322,7 @@ def cmd_capture(args) -> int:
     board = load_board(target.board)
     if not has_capture(board):
         return fail(f"variant '{target.name}' ({board.title}): no capture firmware for "
-                    f"{board.soc} boards yet; record with an RP2040 variant")
+                    f"{board.soc} boards")
     if args.label not in spec.classes:
         return fail(f"'{args.label}' is not a class of {args.spec}; classes: "
                     f"{', '.join(spec.classes)}")

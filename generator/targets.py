@@ -41,7 +41,17 @@ FAMILIES = {
                      capture_shared=("rp2040/audio_in.c", "rp2040/pico_sdk_import.cmake",
                                      "common/audio_in.h"),
                      capture_extra=(UF2_SCRIPT,)),
-    "imxrt1062": Family("generator.firmware.imxrt", "imxrt1062", (PLAN_FILE,)),
+    # The capture link is the board's LPUART (imx.uart) at capture_baud: a standard rate of
+    # USB-serial bridges and NXP's MCU-Link VCOM, fast enough for the frames (34 KB/s at 16 kHz).
+    # generator.firmware.imxrt derives the LPUART divider, its error and the time a frame is on
+    # the wire from it, checks them per variant and states them in the rendered project.
+    "imxrt1062": Family("generator.firmware.imxrt", "imxrt1062", (PLAN_FILE,),
+                        capture_shared=("imxrt1062/audio_in.c", "imxrt1062/board.c",
+                                        "imxrt1062/board.h", "imxrt1062/board_mpu.c",
+                                        "imxrt1062/flash_config.c", "imxrt1062/linker.ld",
+                                        "imxrt1062/pin_mux.c", "imxrt1062/startup_flexram.c",
+                                        "common/audio_in.h"),
+                        capture_extra=(PLAN_FILE,), capture_baud=921_600),
 }
 
 
@@ -55,8 +65,8 @@ def output_files(project: Project, target: Target, board: Board) -> list[str]:
 
 
 def has_capture(board: Board) -> bool:
-    """Whether the board's family has a capture project (RP2040 so far; the RT1062's LPUART
-    capture is not written yet)."""
+    """Whether the board's family has a capture project (RP2040: USB CDC; i.MX RT1062: the
+    board's LPUART at the family's capture_baud)."""
     return bool(FAMILIES[board.soc].capture_shared)
 
 

@@ -4,7 +4,8 @@ capture projects against goldens.
 
 The pty tests replay frames recorded from the capture firmware running in rp2040js with its PDM
 pin driven from a real fire-alarm recording (tests/data/capture/alarm_0800.frames, see its
-README), then corrupt one, drop one, or hang up mid-window.
+README), then corrupt one, drop one, or hang up mid-window. The RT1062 capture project (LPUART)
+is checked by its link figures, its packer on a Cortex-M7, and its linker script on a linked image.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import threading
 import time
 import tty
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,15 +31,17 @@ from generator import wire
 from generator.boards import load_board
 from generator.capture import Windower, window_name
 from generator.cli import main
+from generator.errors import SpecError
+from generator.firmware import imxrt
 from generator.spec import load_spec
-from generator.targets import capture_output_files, render_capture
+from generator.targets import FAMILIES, capture_output_files, render_capture
 
 from conftest import REPO, UPDATE_GOLDEN, golden_layout
 
 RECORDED = REPO / "tests" / "data" / "capture" / "alarm_0800.frames"
 GOLDEN = REPO / "tests" / "golden" / "capture"
-EXAMPLES = [("fire_alarm", "pico"), ("fire_alarm", "micromod"), ("keywords", "pico"),
-            ("demo", "pico")]
+EXAMPLES = [("fire_alarm", "pico"), ("fire_alarm", "micromod"), ("fire_alarm", "evkb"),
+            ("fire_alarm", "teensy"), ("keywords", "pico"), ("demo", "pico")]
 
 
 def _frames(n: int, first: int = 0, rate: int = 16000, seed: int = 0) -> list[bytes]:
@@ -166,12 +170,13 @@ class Board:
     everything (pyserial drops what was written before it opened the port; closing the master
     drops what is unread)."""
 
-    def __init__(self, chunks, hang_up=True):
+    def __init__(self, chunks, hang_up=True, baud=termios.B115200):
         self.master, slave = os.openpty()
         tty.setraw(slave)
         self.port = os.ttyname(slave)
         self._slave = slave
-        self._chunks, self._hang_up = chunks, hang_up
+        self._chunks, self._hang_up, self._baud = chunks, hang_up, baud
+        self.opened_at = None  # the line speed the reader set, once it opened the port
         self._thread = threading.Thread(target=self._play, daemon=True)
 
     def _wait(self, ready, seconds=20.0):
@@ -197,7 +202,8 @@ class Board:
     def _play(self):
         # pyserial sets the line's speed when it opens the port (a new pty is at 38400), then
         # flushes its input: start writing a moment later.
-        self._wait(lambda: termios.tcgetattr(self._slave)[5] == termios.B115200)
+        self._wait(lambda: termios.tcgetattr(self._slave)[5] == self._baud)
+        self.opened_at = termios.tcgetattr(self._slave)[5]
         time.sleep(0.3)
         os.set_blocking(self.master, False)
         for c in self._chunks:
@@ -226,8 +232,8 @@ class Board:
             os.close(self.master)
 
 
-def _capture(project, port, *extra, label="alarm"):
-    return main(["capture", str(project), "--variant", "pico", "--port", port, "--label", label,
+def _capture(project, port, *extra, label="alarm", variant="pico"):
+    return main(["capture", str(project), "--variant", variant, "--port", port, "--label", label,
                  "--timeout", "1", *extra])
 
 
@@ -318,6 +324,23 @@ def test_says_what_the_port_sent_when_it_is_not_capture_firmware(project, capsys
     assert "capture firmware flashed" in err
 
 
+def test_an_rt1062_variant_records_over_its_uart_at_the_capture_baud(project, capsys):
+    """The RT1062's capture firmware streams over LPUART: `micforge capture` opens the port at
+    the family's capture_baud, skips the boot line and writes the frames' samples."""
+    assert FAMILIES["imxrt1062"].capture_baud == 921600
+    frames = _frames(70)
+    boot = b"mf capture board=teensy41 rate=16000 frame=256 bytes=544\r\n"
+    with Board([boot + b"".join(frames)], baud=termios.B921600) as board:
+        status = _capture(project, board.port, "--count", "1", variant="teensy")
+    assert status == 0, capsys.readouterr().err
+    assert board.opened_at == termios.B921600
+    (name,) = _wavs(project.parent / "data" / "alarm")
+    assert name.startswith("cap-teensy-") and name.endswith("_t0000.000.wav")
+    x, _ = sf.read(project.parent / "data" / "alarm" / name, dtype="int16")
+    stream = np.concatenate([np.frombuffer(f[28:-4], dtype="<i2") for f in frames])
+    assert np.array_equal(x, stream[:16000])
+
+
 def test_never_overwrites_and_next_session_gets_its_own_recording(project, capsys):
     frames = b"".join(_frames(70))
     for _ in range(2):
@@ -364,14 +387,17 @@ ARM = [shutil.which(t) for t in ("arm-none-eabi-gcc", "qemu-system-arm")]
 
 
 @pytest.mark.skipif(None in ARM, reason="needs arm-none-eabi-gcc and qemu-system-arm")
-def test_the_c_packer_on_a_cortex_m0plus_equals_the_python_one(tmp_path):
-    """mf_capture.c compiled for the RP2040's core (-mcpu=cortex-m0plus) and run under QEMU
-    (micro:bit, ARMv6-M): its frames are byte for byte wire.pack's."""
-    from test_parity_qemu import M0, OUR_FLAGS, QEMU_DIR, _build_and_run
-    _render("fire_alarm", "pico", tmp_path / "fw")
-    flags = [f"-I{tmp_path / 'fw'}", f"-I{QEMU_DIR}", *OUR_FLAGS]
-    out = _build_and_run(M0, tmp_path, [(tmp_path / "fw" / "mf_capture.c", flags),
-                                        (QEMU_DIR / "capture_main.c", flags)])
+@pytest.mark.parametrize("core, variant", [("M0", "pico"), ("M7", "evkb")])
+def test_the_c_packer_on_the_boards_core_equals_the_python_one(tmp_path, core, variant):
+    """mf_capture.c compiled for the board's core and run under QEMU: the RP2040's Cortex-M0+
+    (micro:bit, ARMv6-M) and the RT1062's Cortex-M7 (mps2-an500); its frames are byte for byte
+    wire.pack's."""
+    import test_parity_qemu as q
+    _render("fire_alarm", variant, tmp_path / "fw")
+    flags = [f"-I{tmp_path / 'fw'}", f"-I{q.QEMU_DIR}", *q.OUR_FLAGS]
+    out = q._build_and_run(getattr(q, core), tmp_path,
+                           [(tmp_path / "fw" / "mf_capture.c", flags),
+                            (q.QEMU_DIR / "capture_main.c", flags)])
     lines = out.split()
     assert len(lines) == 3
     x, seq, first = 1, 0xFFFFFFFE, 0xFFFFFF00
@@ -388,11 +414,106 @@ def test_the_c_packer_on_a_cortex_m0plus_equals_the_python_one(tmp_path):
 
 
 @pytest.mark.skipif(ARM[0] is None, reason="needs arm-none-eabi-gcc")
-def test_capture_main_compiles_for_cortex_m0plus_against_its_own_headers(tmp_path):
-    """The portable files of the capture tree build with -Werror for the M0+ (no SDK here:
-    capture_main.c and audio_in.c need the pico-sdk and are built in the emulator check)."""
-    _render("fire_alarm", "pico", tmp_path)
-    run = subprocess.run([ARM[0], "-mcpu=cortex-m0plus", "-mthumb", "-O2", "-std=c99", "-Wall",
-                          "-Wextra", "-Werror", "-Wconversion", "-c", str(tmp_path / "mf_capture.c"),
+@pytest.mark.parametrize("variant, cpu", [
+    ("pico", ["-mcpu=cortex-m0plus", "-mthumb"]),
+    ("evkb", ["-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard", "-mthumb"])],
+    ids=["cortex-m0plus", "cortex-m7"])
+def test_the_portable_capture_files_compile_for_the_boards_core(tmp_path, variant, cpu):
+    """The portable files of the capture tree build with -Werror for the board's core (no SDK
+    here: capture_main.c and audio_in.c need the pico-sdk or the MCUXpresso SDK)."""
+    _render("fire_alarm", variant, tmp_path)
+    run = subprocess.run([ARM[0], *cpu, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror",
+                          "-Wconversion", "-c", str(tmp_path / "mf_capture.c"),
                           "-o", str(tmp_path / "mf_capture.o")], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+# ----------------------------------------------------------------------- the RT1062's link
+
+def _variant(variant: str, edit: tuple[str, str] = ("", "")):
+    """fire_alarm's `variant`, resolved, with one text edit of its spec."""
+    from generator.variant import resolve
+    path = REPO / "projects" / "fire_alarm.yaml"
+    project = load_spec(path, text=path.read_text().replace(*edit))
+    target = next(t for t in project.spec.targets if t.name == variant)
+    return resolve(project, target, load_board(target.board))
+
+
+def test_the_uart_divider_is_the_sdks_and_the_link_keeps_up():
+    """LPUART_Init's search (fsl_lpuart.c) for the capture baud from the 80 MHz LPUART clock:
+    OSR 29 x SBR 3 = 919,540 baud (-0.22%); a 544-byte frame takes 5.9 ms of a 16 ms frame."""
+    link = imxrt.uart_link(FAMILIES["imxrt1062"].capture_baud)
+    assert (link.osr, link.sbr, link.actual) == (29, 3, 919540)
+    assert round(100 * link.error, 2) == -0.22
+    assert imxrt.uart_link(115200).actual == 115107  # OSR 5 x SBR 139, as the SDK picks it
+    assert 5900 < link.send_us(wire.frame_bytes()) < 5920
+    v = _variant("teensy")
+    assert imxrt.check_capture(v) == []
+    assert imxrt.capture_compute_us(v) < 16000 * 0.4  # the loop idles 60% of each frame
+
+
+def test_a_rate_the_uart_cannot_carry_is_refused_at_the_sample_rate():
+    v = _variant("evkb", ("sample_rate: 16000", "sample_rate: 48000"))  # 102 KB/s of frames
+    (problem,) = imxrt.check_capture(v)
+    assert (problem.path, problem.line) == (str(REPO / "projects" / "fire_alarm.yaml"), 7)
+    assert ("the capture link (LPUART1 at 921600 baud) needs 5.9 ms per 544-byte frame, longer "
+            "than the 5.3 ms of audio a frame of 256 samples holds at 48000 Hz; record at 32000 "
+            "Hz or less") in str(problem)
+    with pytest.raises(SpecError):
+        imxrt.render_capture(v, Path("/nonexistent/never-written"))
+
+
+def test_the_capture_tree_runs_its_board_files_at_the_capture_baud(tmp_path):
+    files = _render("fire_alarm", "teensy", tmp_path)
+    assert "#define MICFORGE_UART_BAUD (921600U)" in files["board.h"]
+    assert "921600" not in files["board_mpu.c"] + files["pin_mux.c"]  # only board.h sets it
+    assert "OSR 29 x SBR 3: 919540 baud, -0.22% off" in files["capture_main.c"]
+    assert "#define MF_HOP_SAMPLES         (256U)" in files["config.h"]  # audio_in.c's block
+    assert "fills two buffers of 256 samples" in files["audio_in.c"]
+    assert ".tensor_arena" not in files["linker.ld"] and "ITCM" not in files["linker.ld"].split(
+        "MEMORY", 1)[1].split("}", 1)[0]
+    plan = yaml.safe_load(files["flexram_plan.json"])
+    assert (plan["itcm_banks"], plan["dtcm_banks"], plan["sizes"]["itcm_code"]) == (0, 1, 0)
+
+
+CAPTURE_IMAGE_C = """
+#include <stdint.h>
+extern uint32_t __StackTop[];
+__attribute__((section(".boot_hdr.conf"), used)) const uint32_t fcb[128] = {0x42464346u, 0x56010000u};
+__attribute__((section(".boot_hdr.ivt"), used)) const uint32_t ivt[8] = {0x412000D1u, 0x60002000u};
+__attribute__((section(".boot_hdr.boot_data"), used)) const uint32_t boot_data[4] = {0x60000000u, 0x800000u};
+__attribute__((section("NonCacheable"), aligned(32))) int32_t dma[2][256];
+int16_t samples[256];
+uint8_t frame[544];
+uint32_t seq = 1;
+void Reset_Handler(void);
+__attribute__((section(".isr_vector"), used)) const void *vectors[2] = {__StackTop, Reset_Handler};
+int main(void) { frame[3] = (uint8_t)(samples[1] + dma[1][2] + (int)seq); return frame[3]; }
+void Reset_Handler(void) { main(); for (;;) {} }
+"""
+
+
+@pytest.mark.skipif(ARM[0] is None, reason="needs arm-none-eabi-gcc")
+def test_an_image_linked_with_the_capture_linker_script_passes_the_elf_checks(tmp_path):
+    """The capture tree's linker.ld (its own FlexRAM plan: no arena, no ITCM) links a program
+    shaped like the capture firmware, and generator.elfcheck finds the boot headers, the regions
+    and the sections where flexram_plan.json says; the one check that does not apply is the
+    tensor arena's, which the capture firmware does not have."""
+    import json
+
+    from generator.elfcheck import ARENA_SYMBOL, check_elf, format_report
+    files = _render("fire_alarm", "teensy", tmp_path)
+    (tmp_path / "image.c").write_text(CAPTURE_IMAGE_C)
+    run = subprocess.run([ARM[0], "-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard",
+                          "-mthumb", "-O2", "-ffunction-sections", "-fdata-sections", "image.c",
+                          "-T", "linker.ld", "-nostartfiles", "--specs=nosys.specs",
+                          "-Wl,--gc-sections", "-o", "fw.elf"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    board = load_board("teensy41")
+    report = check_elf(tmp_path / "fw.elf", json.loads(files["flexram_plan.json"]), board)
+    assert [p for p in report.problems if ARENA_SYMBOL not in p] == [], format_report(report)
+    assert report.arena is None and report.itcm_code == 0
+    used, size = report.usage["DTCM"]
+    assert size == 32 * 1024 and board.imxrt.stack_bytes + 2 * 256 + 544 <= used <= size
+    assert report.usage["OCRAM2"][0] >= 2048 + board.imxrt.heap_bytes  # eDMA buffers + heap

@@ -98,7 +98,7 @@ def test_editing_a_module_reruns_exactly_the_stages_that_run_it(built, module):
     for stage in pipeline.STAGE_SECTIONS:
         if path in pipeline.stage_modules(stage) and stage != "crossval":  # demo has none
             expected |= {"firmware": {"firmware pico", "firmware teensy"},
-                         "capture": {"capture pico"}}.get(stage, {stage})  # RP2040s capture
+                         "capture": {"capture pico", "capture teensy"}}.get(stage, {stage})
     text = path.read_text()
     try:
         path.write_text(text + "\n# edited by test_rebuild\n")

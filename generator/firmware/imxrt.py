@@ -9,11 +9,18 @@ spec problems (file:line) that make a target impossible: a FlexRAM split that
 cannot hold it, a sample rate the SAI clock cannot divide, pin overrides, a hop
 whose audio the eDMA ping-pong cannot hold while the loop computes.
 generator.targets.output_files lists every file render writes.
+
+`render_capture(variant, out_dir)` writes the capture project (firmware/<variant>-capture/):
+templates/capture/ plus the detector's board templates (generator.targets capture_shared),
+rendered through the same board context (`board_context`) from a FlexRAM plan of its own (no
+arena, no ITCM code), streaming frames over the board's LPUART at the family's capture_baud;
+`check_capture(variant)` returns what makes it impossible (the link too slow for the rate).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..boards import Board
@@ -21,12 +28,13 @@ from ..features import CHEAPER_FRAMES, LONGER_FRAMES
 from ..errors import Problem, SpecError
 from ..flexram import Plan, PlanError, Sizes, plan
 from ..render import content_hash, environment, header
-from .. import cmsis
+from .. import cmsis, wire
 from ..fileio import write_json
-from ..targets import PLAN_FILE, output_files
+from ..targets import FAMILIES, PLAN_FILE, capture_output_files, capture_templates, output_files
 from ..variant import Variant
-from .common import block_comment, common_context, render_tree
-from .rp2040 import estimated_hop_us, frame_dsp_us
+from .common import (block_comment, capture_context, common_context, render_capture_tree,
+                     render_tree)
+from .rp2040 import PACK_CYCLES_PER_BYTE, estimated_hop_us, frame_dsp_us
 
 FAMILY = "imxrt1062"
 ARENA_SECTION = ".tensor_arena"  # linker.ld: NOLOAD, in DTCM
@@ -75,9 +83,14 @@ def _pow2_at_least(n: int) -> int:
     return size
 
 
+def dma_bytes(block_samples: int) -> int:
+    """Two ping-pong buffers of one block (audio_in.c's MF_HOP_SAMPLES) of 32-bit I2S samples."""
+    return 2 * block_samples * SAI_WORD_BITS // 8
+
+
 def dma_buffer_bytes(v: Variant) -> int:
-    """Two ping-pong buffers of one hop of 32-bit I2S samples."""
-    return 2 * v.frontend.hop_samples * SAI_WORD_BITS // 8
+    """The detector's eDMA buffers: its block is a hop."""
+    return dma_bytes(v.frontend.hop_samples)
 
 
 def compute_us(v: Variant) -> float:
@@ -126,8 +139,8 @@ def estimate_sizes(v: Variant, arena: int) -> Sizes:
     return Sizes(itcm_code=ITCM_CODE_ESTIMATE, dtcm=dtcm, ocram=ocram)
 
 
-def check_target(v: Variant) -> list[Problem]:
-    """Problems that make variant `v` impossible on its board, each at its place in the spec."""
+def check_microphone(v: Variant) -> list[Problem]:
+    """Problems of the pads and the SAI clock (detector and capture firmware alike)."""
     board, pos = v.board, v.project.positions
     out = []
     if v.overridden:
@@ -142,6 +155,13 @@ def check_target(v: Variant) -> list[Problem]:
         out.append(pos.problem(
             ("audio", "sample_rate"), f"{board.title}'s SAI1 clock ({sai_mclk_hz()} Hz) cannot be "
                                       f"divided to {bclk} Hz for {rate} Hz; use one of {ok}"))
+    return out
+
+
+def check_target(v: Variant) -> list[Problem]:
+    """Problems that make variant `v` impossible on its board, each at its place in the spec."""
+    board, pos = v.board, v.project.positions
+    out = check_microphone(v)
     arena = v.arena.bytes
     if arena is not None:
         try:
@@ -213,15 +233,16 @@ def mpu_regions(board: Board, fp: Plan, ncache_origin: int, ncache_size: int) ->
     return regions
 
 
-def memory_context(board: Board, fp: Plan, dma_bytes: int) -> dict:
+def memory_context(board: Board, fp: Plan, dma_bytes: int, has_arena: bool = True) -> dict:
     """What the linker script, startup, MPU and build templates need: the plan, the memory map,
     the FlexRAM registers (SoC file) and the mcux-sdk board folder the clock setup and the
-    FlexSPI NOR types come from (the board's own, or the one it borrows)."""
+    FlexSPI NOR types come from (the board's own, or the one it borrows). `has_arena`: whether
+    the image links a tensor arena (linker.ld then refuses to link without one)."""
     ocram2 = board.regions("ocram")[0]
     ncache_size = _pow2_at_least(dma_bytes)
     pool, borrowed = board.flexram, board.imxrt.sdk_files_from
     return dict(
-        board=board, imx=board.imxrt, plan=fp, plan_summary=fp.summary(),
+        board=board, imx=board.imxrt, plan=fp, plan_summary=fp.summary(), has_arena=has_arena,
         mpu=mpu_regions(board, fp, ocram2.origin, ncache_size),
         ncache_origin=ocram2.origin, ncache_size=ncache_size,
         ocram=ocram2, ocram_flex=board.regions("flexram")[0], flash=board.region("FLASH"),
@@ -242,18 +263,25 @@ def render_linker(board: Board, fp: Plan, dma_bytes: int, title: str) -> str:
     return environment().get_template(f"{FAMILY}/linker.ld.j2").render(**ctx)
 
 
+def board_context(board: Board, fp: Plan, sizes: Sizes, dma: int, has_arena: bool) -> dict:
+    """What the board's templates (board, pads, MPU, startup, linker script, audio_in.c) need,
+    for the detector and the capture firmware alike: the plan and memory map (memory_context),
+    the needs the plan was made for, the audio clocks and the eDMA buffers' size."""
+    ctx = memory_context(board, fp, dma, has_arena)
+    ctx.update(sizes=sizes, audio_pll=AUDIO_PLL, sai_mclk_hz=sai_mclk_hz(),
+               sai_word_bits=SAI_WORD_BITS, dma_buffer_bytes=dma)
+    return ctx
+
+
 def context(v: Variant, analysis: dict, tflite_bytes: bytes) -> dict:
     """The common firmware context plus the plan, memory map, pads and audio clocks."""
     sizes = estimate_sizes(v, v.arena.bytes)
     fp = plan(v.board, sizes)
     ctx = common_context(v, analysis, tflite_bytes, extra={"plan": fp.to_json()})
-    ctx.update(memory_context(v.board, fp, dma_buffer_bytes(v)))
+    ctx.update(board_context(v.board, fp, sizes, dma_buffer_bytes(v), has_arena=True))
     ctx.update(
-        sizes=sizes,
         sources=[f for f in output_files(v.project, v.target, v.board)
                  if f.endswith((".c", ".cpp", ".cc"))],
-        audio_pll=AUDIO_PLL, sai_mclk_hz=sai_mclk_hz(), sai_word_bits=SAI_WORD_BITS,
-        dma_buffer_bytes=dma_buffer_bytes(v),
         arena_section=ARENA_SECTION,
         ready_extra=f" flexram=itcm:{fp.itcm_banks},dtcm:{fp.dtcm_banks},ocram:{fp.ocram_banks}",
         cmsis_dsp_sources=list(cmsis.SOURCES),
@@ -269,6 +297,140 @@ def render(v: Variant, analysis: dict, tflite_bytes: bytes, out_dir: Path) -> li
     ctx = context(v, analysis, tflite_bytes)
     print(f"[{v.project.name}] {v.name}: {ctx['plan_summary']}")
     written = render_tree(v.project, FAMILY, ctx, tflite_bytes, out_dir)
+    write_json(out_dir / PLAN_FILE, ctx["plan"].to_json())
+    written.append(out_dir / PLAN_FILE)
+    return sorted(written)
+
+
+# The capture firmware (templates/capture/imxrt1062): frames over the board's LPUART at the
+# family's capture_baud (generator.targets), 8N1, written with LPUART_WriteBlocking. board.c
+# clocks the LPUART from PLL3 (480 MHz) / 6, undivided.
+LPUART_CLOCK_HZ = 480_000_000 // 6
+LPUART_BITS_PER_BYTE = 10  # start + 8 data + stop
+LPUART_MAX_ERROR = 0.03  # the SDK's LPUART_Init refuses a divider further off than 3%
+LPUART_OSR = range(4, 33)  # oversampling ratios the LPUART takes
+LPUART_SBR_MAX = 0x1FFF
+# .data + .bss of the capture build besides its two frame buffers: the SAI/eDMA handles, the
+# driver state, newlib-nano's (no TFLM, no feature buffers): 880 bytes in the fire_alarm EVKB and
+# Teensy 4.1 capture builds (arm-none-eabi-gcc 12.2, -O3, 1,936 bytes of .data + .bss in all).
+CAPTURE_DATA_BSS_ESTIMATE = 4 * 1024
+
+
+@dataclass(frozen=True)
+class UartLink:
+    """The capture link: the baud asked for and what the LPUART's divider makes of it."""
+
+    baud: int    # asked for (the family's capture_baud)
+    osr: int     # oversampling ratio
+    sbr: int     # baud rate modulo divisor
+    actual: int  # LPUART_CLOCK_HZ / (osr x sbr), as the SDK computes it
+
+    @property
+    def error(self) -> float:
+        return (self.actual - self.baud) / self.baud
+
+    def send_us(self, nbytes: int) -> float:
+        """Microseconds `nbytes` take on the wire."""
+        return nbytes * LPUART_BITS_PER_BYTE * 1e6 / self.actual
+
+
+def uart_link(baud: int, clock_hz: int = LPUART_CLOCK_HZ) -> UartLink:
+    """The divider the SDK's LPUART_Init picks (fsl_lpuart.c): for each OSR, the rounded SBR; the
+    smallest error wins, the larger OSR on a tie."""
+    best = None
+    for osr in LPUART_OSR:
+        sbr = min(max((clock_hz * 2 // (baud * osr) + 1) // 2, 1), LPUART_SBR_MAX)
+        actual = clock_hz // (osr * sbr)
+        if best is None or abs(actual - baud) <= abs(best.actual - baud):
+            best = UartLink(baud=baud, osr=osr, sbr=sbr, actual=actual)
+    return best
+
+
+def capture_link(v: Variant) -> UartLink:
+    """The capture link of variant `v`: its family's capture_baud on the LPUART's clock."""
+    return uart_link(FAMILIES[v.board.soc].capture_baud)
+
+
+def capture_compute_us(v: Variant) -> float:
+    """Estimated microseconds of the capture loop per frame: packing (the CRC-32, counted at the
+    Cortex-M0+'s cycles per byte, which the M7 does not exceed) and the blocking write of the
+    frame. Reading is a copy out of the eDMA buffer; waiting for it is idle time."""
+    n = wire.frame_bytes()
+    return n * PACK_CYCLES_PER_BYTE * 1e6 / v.board.clock_hz + capture_link(v).send_us(n)
+
+
+def check_capture(v: Variant) -> list[Problem]:
+    """Problems that make the capture firmware of `v` impossible: the microphone's (as the
+    detector's), a divider the LPUART cannot make, a link too slow for the sample rate.
+
+    audio_in.c's eDMA fills two buffers of one frame in turn; the loop must take each before
+    the next is complete, so it may spend at most a frame's time per frame."""
+    pos, rate = v.project.positions, v.frontend.sample_rate
+    out = check_microphone(v)
+    link = capture_link(v)
+    uart = v.board.imxrt.uart
+    if abs(link.error) > LPUART_MAX_ERROR:
+        out.append(pos.problem(v.loc("board"), (
+            f"target '{v.name}': the LPUART's {LPUART_CLOCK_HZ} Hz clock cannot be divided to "
+            f"{link.baud} baud (best {link.actual}, {100 * link.error:+.1f}%): no capture link "
+            f"on {uart}")))
+        return out
+    loop = capture_compute_us(v)
+    frame_us = wire.FRAME_SAMPLES * 1e6 / rate
+    if loop > frame_us:
+        fastest = wire.FRAME_SAMPLES * 1e6 / loop
+        ok = [r for r in range(4000, 48001, 1000) if r <= fastest and bclk_divisible(r)]
+        fix = f"record at {ok[-1]} Hz or less" if ok else "no sample rate fits"
+        out.append(pos.problem(("audio", "sample_rate"), (
+            f"target '{v.name}': the capture link ({uart} at {link.baud} baud) needs "
+            f"{loop / 1000:.1f} ms per {wire.frame_bytes()}-byte frame, longer than the "
+            f"{frame_us / 1000:.1f} ms of audio a frame of {wire.FRAME_SAMPLES} samples holds "
+            f"at {rate} Hz; {fix}")))
+    return out
+
+
+def capture_sizes(v: Variant) -> Sizes:
+    """The capture firmware's FlexRAM needs: no arena, no hot code (it runs from flash); DTCM
+    for the stack, .data/.bss and its frame buffers (samples and packed frame), OCRAM for the
+    eDMA buffers (non-cacheable, a power of two) and the heap."""
+    imx = v.board.imxrt
+    buffers = 2 * wire.FRAME_SAMPLES + wire.frame_bytes()
+    return Sizes(itcm_code=0, dtcm=imx.stack_bytes + CAPTURE_DATA_BSS_ESTIMATE + buffers,
+                 ocram=_pow2_at_least(dma_bytes(wire.FRAME_SAMPLES)) + imx.heap_bytes)
+
+
+def capture_render_context(v: Variant) -> dict:
+    """The capture context (firmware.common) plus the board context of a capture plan; the
+    board's serial line runs at the capture link's rate (board.h's MICFORGE_UART_BAUD)."""
+    link = capture_link(v)
+    sizes = capture_sizes(v)
+    fp = plan(v.board, sizes)
+    ctx = capture_context(v, {"plan": fp.to_json(), "baud": link.baud})
+    frame_us = wire.FRAME_SAMPLES * 1e6 / ctx["sample_rate"]
+    send_us = link.send_us(ctx["frame_bytes"])
+    loop_us = capture_compute_us(v)
+    ctx.update(board_context(v.board, fp, sizes, dma_bytes(wire.FRAME_SAMPLES), has_arena=False))
+    ctx.update(
+        imx=v.board.imxrt.model_copy(update={"uart_baud": link.baud}),
+        block_header=block_comment(ctx["c_header"]), hop_samples=wire.FRAME_SAMPLES,
+        exe=f"{v.project.spec.name}_{v.name}_capture",
+        sources=[f for f in capture_output_files(v.board) if f.endswith(".c")],
+        capture_baud=link.baud, lpuart_clock_hz=LPUART_CLOCK_HZ, lpuart_osr=link.osr,
+        lpuart_sbr=link.sbr, lpuart_baud=link.actual, lpuart_error_pct=100 * link.error,
+        lpuart_max_error_pct=100 * LPUART_MAX_ERROR,
+        link_bits=LPUART_BITS_PER_BYTE, send_ms=send_us / 1000, loop_ms=loop_us / 1000,
+        frame_ms=frame_us / 1000, spare_ms=(frame_us - loop_us) / 1000,
+        link_load_pct=100 * send_us / frame_us)
+    return ctx
+
+
+def render_capture(v: Variant, out_dir: Path) -> list[Path]:
+    """The capture project of variant `v` (firmware/<variant>-capture/)."""
+    problems = check_capture(v)
+    if problems:
+        raise SpecError(problems)
+    ctx = capture_render_context(v)
+    written = render_capture_tree(capture_templates(v.board), ctx, out_dir)
     write_json(out_dir / PLAN_FILE, ctx["plan"].to_json())
     written.append(out_dir / PLAN_FILE)
     return sorted(written)
