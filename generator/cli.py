@@ -106,7 +106,16 @@ def cmd_build(args) -> int:
     cache = args.cache_dir or os.environ.get("MICFORGE_CACHE_DIR")
     if cache:
         extra.append(f"cache_dir={Path(cache).resolve()}")
-    return _scons(extra + [f"spec={spec_path}", alias])
+    if args.verbose:
+        os.environ["MICFORGE_VERBOSE"] = "1"  # stages print everything (generator.console)
+    status = _scons(extra + [f"spec={spec_path}", alias])
+    if status == 0 and not args.dry_run and not args.capture:
+        from .paths import Artifacts
+        from .summary import summary_lines
+        build_dir = Path(args.build_dir).resolve() if args.build_dir else None
+        art = Artifacts.for_project(project.name, build_dir)
+        print("\n".join(summary_lines(project, art, [args.variant] if args.variant else None)))
+    return status
 
 
 def _variant_alias(spec_path: Path, variant: str) -> str:
@@ -231,6 +240,9 @@ def parser() -> argparse.ArgumentParser:
                    help="with --variant: only its capture firmware (no training needed)")
     b.add_argument("-j", "--jobs", type=int, help="parallel SCons jobs")
     b.add_argument("-n", "--dry-run", action="store_true", help="show what would be rebuilt")
+    b.add_argument("-v", "--verbose", action="store_true",
+                   help="print every stage's output as it runs (default: one line per stage, "
+                        "the rest in build/<project>/logs/)")
     b.add_argument("--build-dir", help="where artifacts go (default: build/ in the repository)")
     b.add_argument("--cache-dir", help="a shared build cache (SCons CacheDir): features, models and "
                                        "firmware built once are fetched by every machine with the "

@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from .paths import REPO, Artifacts
@@ -139,8 +140,10 @@ def stage_modules(stage: str) -> tuple[Path, ...]:
 
 
 def _template_files() -> list[Path]:
-    """Every template: each variant renders its family's tree and templates/common."""
-    return sorted(p for p in (REPO / "templates").rglob("*") if p.is_file())
+    """Every firmware template: each variant renders its family's tree and templates/common
+    (templates/report/ is the report's own input)."""
+    return sorted(p for p in (REPO / "templates").rglob("*")
+                  if p.is_file() and p.relative_to(REPO / "templates").parts[0] != "report")
 
 
 # ----------------------------------------------------------------- the actions
@@ -152,6 +155,14 @@ def _project(env) -> Project:
     return load_spec(env["SPEC"], env["SPEC_DISPLAY"], text=env["SPEC_TEXT"])
 
 
+def _shown(path) -> str:
+    """A path relative to the working directory when it is below it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _load_json(path) -> dict:
     return json.loads(Path(str(path)).read_text())
 
@@ -160,21 +171,34 @@ def act_index(target, source, env):
     from .dataset import summarize, write_index
     index = write_index(_project(env), Path(str(target[0])))
     print(summarize(index))
+    s = index["summary"]
+    splits = {k: sum(c.get(k, 0) for c in s["clips"].values()) for k in ("train", "validation", "test")}
+    return (f"{s['total']} windows of {len(s['clips'])} classes: train {splits['train']}, "
+            f"validation {splits['validation']}, test {splits['test']}")
 
 
 def act_features(target, source, env):
+    from .features import design
     from .featurestage import build_features
-    build_features(_project(env), _load_json(source[0]), Path(str(target[0])))
+    project = _project(env)
+    build_features(project, _load_json(source[0]), Path(str(target[0])))
+    return design(project.spec).describe()
 
 
 def act_model(target, source, env):
     from .train import train
     train(_project(env), Path(str(source[0])), Path(str(target[0])), Path(str(target[1])))
+    phases = _load_json(target[1])["phases"]
+    run = phases.get("train") or next(iter(phases.values()))
+    val = run["metrics"].get("val_accuracy") or [0.0]
+    return (f"{run['epochs_run']} epochs, best validation accuracy {100 * max(val):.1f}% "
+            f"(epoch {run['best_epoch']})")
 
 
 def act_tflite(target, source, env):
     from .convert import to_tflite
     to_tflite(_project(env), Path(str(source[0])), Path(str(source[1])), Path(str(target[0])))
+    return f"{Path(str(target[0])).stat().st_size:,} bytes, int8 in and out"
 
 
 def act_analysis(target, source, env):
@@ -184,6 +208,8 @@ def act_analysis(target, source, env):
     result = analyze(project, Path(str(source[0])), Path(str(target[0])))
     print(format_analysis(result))
     check_project(project, result)
+    return (f"{result['macs']:,} MACs, {len(set(result['resolver']))} ops, arena "
+            f"{result['arena_bytes']:,} B, model {result['model_bytes']:,} B")
 
 
 def act_evaluation(target, source, env):
@@ -191,18 +217,27 @@ def act_evaluation(target, source, env):
     result = evaluate(_project(env), Path(str(source[0])), Path(str(source[1])),
                       Path(str(source[2])), Path(str(target[0])))
     print(format_evaluation(result))
+    acc = {k: f"{100 * v['accuracy']:.1f}%" for k, v in result["runtimes"].items()}
+    return (f"test accuracy float {acc.get('float')}, int8 {acc.get('int8')}, TFLM "
+            f"{acc.get('tflm')} ({result['test_clips']} clips)")
 
 
 def act_crossval(target, source, env):
     from .crossval import cross_validate, format_crossval
     result = cross_validate(_project(env), _load_json(source[0]), Path(str(target[0])))
     print(format_crossval(result))
+    return (f"{len(result['folds'])} folds ({result['method']}), mean accuracy "
+            f"{100 * result['mean_accuracy']:.1f}% on recordings each fold never heard")
 
 
 def act_streaming(target, source, env):
     from .streaming import format_streaming, write_streaming
     result = write_streaming(_project(env), _load_json(source[0]), Path(str(target[0])))
     print(format_streaming(result))
+    at = result["test"]["at_threshold"]
+    return (f"test stream ({result['minutes']} min): {100 * at['detection_rate']:.1f}% of events "
+            f"detected, {at['false_alarms_per_hour']:.1f} false alarms/h at threshold "
+            f"{result['threshold']:g}")
 
 
 def act_firmware(target, source, env):
@@ -215,6 +250,7 @@ def act_firmware(target, source, env):
     tflite = Path(str(source[0])).read_bytes()
     calibration = _load_json(source[2]) if project.spec.detection.threshold == "auto" else None
     render_target(project, variant, board, analysis, tflite, Path(env["OUT_DIR"]), calibration)
+    return f"{len(target)} files in {_shown(env['OUT_DIR'])} ({board.title})"
 
 
 def act_capture(target, source, env):
@@ -223,14 +259,18 @@ def act_capture(target, source, env):
     project = _project(env)
     variant = next(t for t in project.spec.targets if t.name == env["VARIANT"])
     render_capture(project, variant, load_board(variant.board), Path(env["OUT_DIR"]))
+    return f"{len(target)} files in {_shown(env['OUT_DIR'])}"
 
 
 def act_report(target, source, env):
     from .report import write_report
-    write_report(_project(env), Artifacts(Path(env["ART_ROOT"])), Path(str(target[0])))
+    from .report_html import write_report_html
+    project, art = _project(env), Artifacts(Path(env["ART_ROOT"]))
+    write_report(project, art, Path(str(target[0])))
+    write_report_html(project, art, Path(str(target[1])))
 
 
-def _user_errors(action):
+def _user_errors(action, label: str = ""):
     """Run a stage: a SpecError it raises prints as `file:line:col: message`, not a traceback.
 
     While a stage runs in the main thread (always, unless -j > 1), Ctrl-C (SIGINT) raises
@@ -247,7 +287,11 @@ def _user_errors(action):
         import signal
         import threading
 
+        from . import console
         from .errors import SpecError
+
+        project = env["PROJECT"]
+        log = Path(env["ART_ROOT"]) / "logs" / (label.replace(" ", "-") + ".log")
 
         done = threading.Event()
 
@@ -278,16 +322,27 @@ def _user_errors(action):
         default_unraisable = sys.unraisablehook
         in_main = threading.current_thread() is threading.main_thread()
         outer = signal.signal(signal.SIGINT, interrupt) if in_main else None
+        if console.is_tty() and not console.verbose():
+            console.terminal().write(f"[{project}] {label} ...\r")
+        start = time.monotonic()
         try:
-            action(target, source, env)
+            with console.stage_log(log):
+                summary = action(target, source, env)
             if resender.ident is not None:
                 stop()
+            console.say(("\r\x1b[K" if console.is_tty() else "")
+                        + console.stage_line(project, label, time.monotonic() - start, summary))
+            for warning in console.warnings_in(log):
+                console.say(f"  {warning}")
         except BaseException as exc:
             if resender.ident is not None:
                 stop()
             if isinstance(exc, SpecError):
                 print(exc, file=sys.stderr)
                 return 2
+            if not isinstance(exc, KeyboardInterrupt) and not console.verbose():
+                print(f"[{project}] {label} FAILED after {time.monotonic() - start:.1f} s; the "
+                      f"end of {log}:\n{console.tail(log)}", file=sys.stderr)
             raise
         finally:
             sys.unraisablehook = default_unraisable
@@ -299,8 +354,11 @@ def _user_errors(action):
 
 
 def _quiet(label: str):
+    """What SCons prints before a stage: nothing (the stage prints its own line when it ends),
+    except in a dry run (-n), which lists the stages that would run."""
     def show(target, source, env):
-        return f"[{env['PROJECT']}] {label}"
+        from SCons.Script import GetOption
+        return f"[{env['PROJECT']}] {label}" if GetOption("no_exec") else ""
     return show
 
 
@@ -342,11 +400,12 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
                     ART_ROOT=str(art.root))
 
     def stage(name, targets, sources, action, target_obj=None, **extra):
+        label = name + (f" {target_obj.name}" if target_obj else "")
         nodes = env.Command(
             [str(t) for t in targets],
             [str(s) if isinstance(s, (str, Path)) else s for s in sources] + [Value(spec_slice(spec, name, target_obj))]
             + [str(p) for p in stage_modules(name)],
-            Action(_user_errors(action), _quiet(name + (f" {target_obj.name}" if target_obj else ""))),
+            Action(_user_errors(action, label), _quiet(label)),
             **base_env, **extra)
         return nodes
 
@@ -401,8 +460,10 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
         nodes["capture"] += capture
         Alias(f"{rel.with_suffix('')}/{target.name}", variant_nodes[target.name] + capture)
     nodes["firmware"] = [n for v in variant_nodes.values() for n in v]
-    nodes["report"] = stage("report", [art.report],
-                            report_inputs + [str(n) for n in nodes["firmware"]], act_report)
+    report_templates = sorted(p for p in (REPO / "templates" / "report").rglob("*") if p.is_file())
+    nodes["report"] = stage("report", [art.report, art.report.with_suffix(".html")],
+                            report_inputs + [art.history, art.features] + report_templates
+                            + [str(n) for n in nodes["firmware"]], act_report)
     from SCons.Script import GetOption
     if not GetOption("no_exec"):  # a dry run changes nothing
         for node in [n for group in nodes.values() for n in group]:

@@ -5,6 +5,7 @@ evaluation, firmware trees) and puts their summaries side by side, using each
 stage's own formatter so a figure is computed in one place only. Free text (the
 description, board titles, anything a formatter prints) is escaped for Markdown
 (generator.render: md_text, md_code; code blocks get a fence no line can close).
+The same artifacts drawn as figures are generator.report_html's report.html.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def build_report(project: Project, art: Artifacts) -> str:
         lines += [md_text(spec.description), ""]
     lines += [
         f"Input: {design(spec).describe()}.", "",
+        "Figures (dataset, feature maps, training curves, confusion matrices, streams, memory "
+        "and hop budget per variant): `report.html` beside this file.", "",
         "## Data", "", _block(summarize(index)),
         "## Model", "", _block(format_analysis(analysis)),
         "## Evaluation (test split)", "", _block(format_evaluation(evaluation)),

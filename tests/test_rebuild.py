@@ -15,7 +15,8 @@ from conftest import REPO
 
 pytestmark = pytest.mark.slow
 
-STAGE_LINE = re.compile(r"^\[demo\] (\w+)(?: (\w+))?$", re.M)
+# "[demo] stage[ variant]" (a dry run), or the same, its time and what it did (a build)
+STAGE_LINE = re.compile(r"^\[demo\] (\w+)(?: (\w+))?(?: +\d+\.\d s(?:  .*)?)?$", re.M)
 
 
 def _scons(spec: Path, build: Path, *flags: str) -> tuple[set[str], str]:
