@@ -42,10 +42,12 @@ def cache_dir(build_root: Path | None = None) -> Path:
     return (build_root or REPO / "build") / ".cache" / "features"
 
 
-def cached_features(fe: F.FrontEnd, clips: np.ndarray, cache: Path | None = None) -> tuple[np.ndarray, int]:
+def cached_features(fe: F.FrontEnd, clips: np.ndarray, cache: Path | None = None,
+                    bar=None) -> tuple[np.ndarray, int]:
     """int8 features [N, frames, bins] of int16 clips, from the cache where present.
 
-    Returns the features and how many clips had to be computed.
+    Returns the features and how many clips had to be computed; `bar` (console.progress)
+    advances by the clips computed.
     """
     clips = np.ascontiguousarray(clips, dtype=np.int16)
     folder = (cache or cache_dir()) / content_hash(fe.feature_constants())
@@ -68,6 +70,8 @@ def cached_features(fe: F.FrontEnd, clips: np.ndarray, cache: Path | None = None
         for i, x in zip(rows, computed):
             out[i] = x
             write_if_changed(paths[i], _npy_bytes(x))
+        if bar is not None:
+            bar.update(len(rows))
     return out, len(missing)
 
 
@@ -103,6 +107,7 @@ def augment_roles(project: Project) -> dict:
 def build_features(project: Project, index: dict, out_npz: Path) -> None:
     """Write the features npz of every split (train augmented) for `project`."""
     from .augment import augment
+    from .console import progress
     from .dataset import load_split
     spec = project.spec
     fe = F.design(spec)
@@ -112,6 +117,10 @@ def build_features(project: Project, index: dict, out_npz: Path) -> None:
         if split == "train":
             clips, labels = augment(clips, labels, spec.augmentation, spec.audio.sample_rate,
                                     **augment_roles(project))
-        arrays[f"x_{split}"], _ = cached_features(fe, clips, cache_dir(Path(out_npz).parents[2]))
+        with progress(len(clips), f"[{spec.name}] features {split}", "clip") as bar:
+            arrays[f"x_{split}"], computed = cached_features(
+                fe, clips, cache_dir(Path(out_npz).parents[2]), bar)
+        print(f"{split}: {len(clips)} clips, {computed} computed, {len(clips) - computed} "
+              f"from the cache")
         arrays[f"y_{split}"] = np.asarray(labels, dtype=np.int64)
     write_if_changed(out_npz, npz_bytes(arrays))
