@@ -7,6 +7,7 @@
     micforge simulate SPEC --variant V FILE...  the device's serial lines for audio files (host)
     micforge capture SPEC --variant V --port P --label C  record clips with the board's microphone
     micforge monitor --port P [--log F.csv]  the detector's serial lines, live
+    micforge diff OLD NEW              what changed between two builds, for a code review
     micforge boards                    list the board catalogue
     micforge schema [-o FILE]          write the spec JSON schema for editors
     micforge clean [SPEC]              remove build outputs
@@ -271,9 +272,10 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--build-dir", help="where the build put its artifacts (default: build/)")
     m.add_argument("--json", help="also write every hop's values to this JSON file")
     m.set_defaults(func=cmd_simulate)
-    from . import capture, monitor
+    from . import capture, diff, monitor
     capture.register(sub)
     monitor.register(sub)
+    diff.register(sub)
     sub.add_parser("boards", help="list boards").set_defaults(func=cmd_boards)
     s = sub.add_parser("schema", help="write the spec JSON schema")
     s.add_argument("-o", "--output")
