@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SpecError
+from .firmware.budget import HopBudget
 from .render import md_code, md_text
 
 SAME, CHANGED, USAGE = 0, 1, 2
@@ -157,26 +158,19 @@ class Region:
 
 @dataclass(frozen=True)
 class Estimate:
-    """A variant's estimated memory and hop budget, from the build's own estimators."""
+    """A variant's estimated memory and hop budget, from the build's own estimators
+    (generator.firmware.budget, through the family)."""
 
     board: str
     regions: tuple[Region, ...]
-    frontend_us: float
-    invoke_us: float | None
-    other_us: float
-    hop_us: int
+    budget: HopBudget
     reproduces: bool  # the spec renders this build's inputs hash (config.h)
-
-    @property
-    def total_us(self) -> float:
-        return self.frontend_us + (self.invoke_us or 0.0) + self.other_us
 
 
 def estimate(project, variant: str, root: Path, files: dict[str, bytes]) -> Estimate | str:
     """The estimates of `variant` built into `root` by `project` (or why there are none)."""
     from . import targets
     from .boards import load_board
-    from .firmware import rp2040
     from .flexram import PlanError
     from .variant import resolve
 
@@ -200,26 +194,11 @@ def estimate(project, variant: str, root: Path, files: dict[str, bytes]) -> Esti
     except (KeyError, TypeError) as exc:  # an analysis.json older than this generator
         return f"the build's analysis/analysis.json does not fit this generator ({exc!r})"
     built = HASH.search(files.get("config.h", b"").decode("utf-8", "replace"))
-    flash = board.region("FLASH").length
-    if board.soc == "rp2040":
-        regions = [Region("FLASH", "model array + PDM decimator tables (code not counted)",
-                          ctx["model_len"] + ctx["lut_bytes"], flash)]
-        arena_in = board.arena_region
-        ram = ctx["static_ram_estimate"] + (ctx["arena_bytes"] if arena_in == "RAM" else 0)
-        regions.append(Region("RAM", "arena + firmware RAM (static_ram_bytes)"
-                              if arena_in == "RAM" else "firmware RAM (static_ram_bytes)",
-                              ram, board.region("RAM").length))
-        if arena_in != "RAM":
-            regions.append(Region(arena_in, "tensor arena", ctx["arena_bytes"],
-                                  board.region(arena_in).length))
-    else:
-        regions = [Region("FLASH", "model array (code not counted)", ctx["model_len"], flash)]
-        regions += plan_regions(ctx["plan"].to_json(), board)
-    frontend = v.frontend.hop_frames * rp2040.frame_dsp_us(v)
-    invoke = rp2040.inference_us(v)
-    return Estimate(board=board.title, regions=tuple(regions), frontend_us=frontend,
-                    invoke_us=invoke, other_us=family.compute_us(v) - frontend - (invoke or 0.0),
-                    hop_us=v.frontend.hop_us,
+    plan = ctx["plan"].to_json() if "plan" in ctx else None
+    regions = [Region(r.name, ", ".join(what for what, _ in r.parts) or r.note, r.used,
+                      r.size or None)
+               for r in family.memory(v, ctx["model_len"], plan) if r.estimated]
+    return Estimate(board=board.title, regions=tuple(regions), budget=family.budget(v),
                     reproduces=built is not None and built.group(2) == ctx["digest"])
 
 
@@ -469,11 +448,12 @@ def estimate_rows(fw: FirmwareDiff, sides: list[tuple[Path, object]]
                 col[f"{r.name}, estimated: {r.what}"] = (
                     f"{r.used:,} of {r.size:,} B{_pct(r.used, r.size)}" if r.size
                     else f"{r.used:,} B")
-            inv = "Invoke ?" if est.invoke_us is None else f"Invoke {est.invoke_us:,.0f}"
+            b = est.budget
+            inv = "Invoke ?" if b.invoke_us is None else f"Invoke {b.invoke_us:,.0f}"
             col["hop budget, estimated (us)"] = (
-                f"{est.total_us:,.0f} of {est.hop_us:,}{_pct(est.total_us, est.hop_us)}: front "
-                f"end {est.frontend_us:,.0f} + {inv} + decimation and serial line "
-                f"{est.other_us:,.0f}")
+                f"{b.total_us:,.0f} of {b.hop_us:,}{_pct(b.total_us, b.hop_us)}: front "
+                f"end {b.front_us:,.0f} + {inv} + {b.audio_what} {b.audio_us:,.0f} + serial "
+                f"line {b.serial_us:,.0f}")
         elif "flexram_plan.json" in files:
             for r in plan_regions(json.loads(files["flexram_plan.json"])):
                 col[f"{r.name}, planned (flexram_plan.json): {r.what}"] = (

@@ -17,16 +17,16 @@ byte-identical pages.
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .firmware.budget import (ARENA, BUFFERS, CODE, DATA, DMA, FFT, FIRMWARE, HEAP, MODEL, RING, STACK,
+                              TABLES, RegionUse)
 from .boards import load_board
 from .dataset import SPLITS
 from .fileio import write_if_changed
@@ -48,12 +48,8 @@ SVG_METADATA = {"Creator": None, "Date": None, "Format": None, "Type": None}
 COLORS = {"train": "#4e79a7", "validation": "#f28e2b", "test": "#59a14f",
           "float": "#9c9c9c", "int8": "#4e79a7", "tflm": "#e15759"}
 PART_COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1"]
-# What the estimates put in a memory region, one colour each in every variant's figure.
-ARENA, MODEL, TABLES = "tensor arena", "model flatbuffer", "PDM decimator tables"
-FIRMWARE, RING, BUFFERS = ("firmware .data/.bss, heap, stacks", "PDM DMA ring, twice (.bss aligned to it)",
-                           "feature and audio buffers")
-CODE, STACK, DATA = "CMSIS-NN/DSP hot code (estimate)", "stack", ".data/.bss (estimate)"
-FFT, HEAP, DMA = "feature and FFT buffers", "heap", "eDMA audio buffers (non-cacheable)"
+# What the estimates put in a memory region (generator.firmware.budget), one colour each in
+# every variant's figure.
 PART_COLOR = {ARENA: "#e15759", MODEL: "#4e79a7", TABLES: "#76b7b2", FIRMWARE: "#bab0ac",
               RING: "#f28e2b", BUFFERS: "#59a14f", CODE: "#b07aa1", STACK: "#edc948",
               DATA: "#bab0ac", FFT: "#59a14f", HEAP: "#9c755f", DMA: "#f28e2b"}
@@ -462,86 +458,6 @@ def fig_layers(analysis: dict):
 
 # ----------------------------------------------------------------- variants: memory and hop
 
-@dataclass(frozen=True)
-class RegionUse:
-    """A board region, its size (for a FlexRAM window: what the plan gives it) and what the
-    estimates put in it."""
-
-    name: str
-    origin: int
-    size: int
-    parts: tuple[tuple[str, int], ...]
-    note: str = ""
-    estimated: bool = True  # False: the estimates say nothing about this region
-
-    @property
-    def used(self) -> int:
-        return sum(n for _, n in self.parts)
-
-
-@functools.lru_cache(maxsize=1)
-def _decimator_table_bytes() -> int:
-    """Bytes of the RP2040 PDM decimator's int16 tables (const, in flash)."""
-    from .firmware.rp2040 import pdm_lut
-    return np.asarray(pdm_lut(), dtype=np.int16).nbytes
-
-
-def _flash(board, analysis: dict, extra: list[tuple[str, int]], how: str) -> RegionUse:
-    r = board.region("FLASH")
-    return RegionUse(r.name, r.origin, r.length, ((MODEL, analysis["model_bytes"]), *extra),
-                     f"code (SDK, TFLM kernels, CMSIS) not counted: it is known after linking ({how})")
-
-
-def rp2040_memory(v, analysis: dict) -> list[RegionUse]:
-    from .firmware import rp2040 as fam
-    board = v.board
-    ring = fam.pdm_ring(v)
-    static = fam.static_ram_bytes(v)
-    parts: dict[str, list[tuple[str, int]]] = {r.name: [] for r in board.regions("ram")}
-    parts["RAM"] += [(FIRMWARE, fam.FIRMWARE_RAM_BYTES), (RING, 2 * ring.bytes),
-                     (BUFFERS, static - fam.FIRMWARE_RAM_BYTES - 2 * ring.bytes)]
-    parts[board.arena_region].insert(0, (ARENA, v.arena.bytes))
-    out = [_flash(board, analysis, [(TABLES, _decimator_table_bytes())],
-                  "benchmarks/rp2040_emulator.py size ELF BOARD")]
-    out += [RegionUse(r.name, r.origin, r.length, tuple(parts[r.name]),
-                      "" if parts[r.name] else "pico-sdk keeps a core's stack here",
-                      estimated=bool(parts[r.name]))
-            for r in board.regions("ram")]
-    return out
-
-
-def imxrt_memory(v, analysis: dict, plan: dict) -> list[RegionUse]:
-    from .firmware import imxrt as fam
-    board, imx = v.board, v.board.imxrt
-    sizes = fam.estimate_sizes(v, v.arena.bytes)
-    out = [_flash(board, analysis, [], "python -m generator.elfcheck")]
-    itcm = board.regions("itcm")[0]
-    code = ((CODE, sizes.itcm_code),) if plan["itcm_code_in_itcm"] else ()
-    out.append(RegionUse(itcm.name, itcm.origin, plan["itcm_size"], code,
-                         f"{plan['itcm_banks']} FlexRAM banks" + ("" if code else "; hot code runs from flash")))
-    dtcm = board.regions("dtcm")[0]
-    fixed = v.arena.bytes + imx.stack_bytes + fam.DATA_BSS_ESTIMATE
-    out.append(RegionUse(dtcm.name, dtcm.origin, plan["dtcm_size"], (
-        (ARENA, v.arena.bytes), (STACK, imx.stack_bytes), (DATA, fam.DATA_BSS_ESTIMATE),
-        (FFT, sizes.dtcm - fixed)),
-        f"{plan['dtcm_banks']} FlexRAM banks"))
-    # OCRAM needs go to the dedicated OCRAM first, then to the FlexRAM OCRAM banks (generator.flexram).
-    left = {HEAP: imx.heap_bytes, DMA: sizes.ocram - imx.heap_bytes}
-    regions = board.regions("ocram") + [r for r in board.regions("flexram")]
-    for r in regions:
-        size = r.length if r.kind == "ocram" else plan["ocram_flex_size"]
-        room, parts = size, []
-        for what in list(left):
-            n = min(left[what], room)
-            if n:
-                parts.append((what, n))
-                room -= n
-                left[what] -= n
-        note = "dedicated OCRAM" if r.kind == "ocram" else f"{plan['ocram_banks']} FlexRAM banks"
-        out.append(RegionUse(r.name, r.origin, size, tuple(parts), note))
-    return out
-
-
 def flexram_banks(plan: dict, banks: int) -> list[str]:
     """Each bank's kind from the plan's IOMUXC_GPR17 value (2 bits a bank)."""
     gpr17 = int(plan["gpr17"], 16)
@@ -551,23 +467,13 @@ def flexram_banks(plan: dict, banks: int) -> list[str]:
 
 def hop_budget(v) -> dict:
     """The loop's estimated microseconds per hop (front end, Invoke, the rest) against the hop,
-    from the family's estimator, and what calibrated it."""
-    from .firmware import rp2040
+    from the family's budget (generator.firmware.budget), and what calibrated it."""
     from .targets import family
-    fe = v.frontend
-    total = family(v.board).compute_us(v)
-    front = fe.hop_frames * rp2040.frame_dsp_us(v)
-    invoke = rp2040.inference_us(v) or 0.0
-    mhz = v.board.clock_hz / 1e6
-    cal = (f"{rp2040.CYCLES_PER_MAC:g} cycles/MAC, {rp2040.DSP_CYCLES_PER_FFT_POINT} cycles per "
-           f"FFT point")
-    if v.board.soc == "rp2040":
-        source = f"estimated (calibrated in rp2040js: {cal}) at {mhz:g} MHz"
-    else:
-        source = (f"estimated with the RP2040's figures (calibrated in rp2040js: {cal}) at {mhz:g} "
-                  f"MHz: an upper bound for the {v.board.core}, not measured on one")
-    return {"front_us": front, "invoke_us": invoke, "other_us": max(0.0, total - front - invoke),
-            "total_us": total, "hop_us": fe.hop_us, "hop_frames": fe.hop_frames, "source": source}
+    b = family(v.board).budget(v)
+    return {"front_us": b.front_us, "invoke_us": b.invoke_us or 0.0,
+            "other_us": b.audio_us + b.serial_us, "total_us": b.total_us, "hop_us": b.hop_us,
+            "hop_frames": v.frontend.hop_frames, "source": b.source,
+            "other_what": f"{b.audio_what} + serial line"}
 
 
 def fig_memory(regions: list[RegionUse]):
@@ -628,20 +534,19 @@ def variants(project: Project, art: Artifacts, analysis: dict, calibration: dict
     """Per target: its board, memory per region and hop budget (estimates through resolve)."""
     from .firmware.imxrt import estimate_sizes
     from .flexram import plan as plan_flexram
+    from .targets import family
     from .variant import resolve
     out = []
     for target in project.spec.targets:
         board = load_board(target.board)
         v = resolve(project, target, board, analysis, calibration)
         plan, banks = None, []
-        if board.soc == "rp2040":
-            regions = rp2040_memory(v, analysis)
-        else:
+        if board.soc == "imxrt1062":
             plan_file = art.firmware(target.name) / "flexram_plan.json"
             plan = (json.loads(plan_file.read_text()) if plan_file.exists()
                     else plan_flexram(board, estimate_sizes(v, v.arena.bytes)).to_json())
-            regions = imxrt_memory(v, analysis, plan)
             banks = flexram_banks(plan, board.flexram.banks)
+        regions = family(board).memory(v, analysis["model_bytes"], plan)
         out.append({"name": target.name, "board": board, "regions": regions, "plan": plan,
                     "banks": banks, "hop": hop_budget(v), "arena": v.arena,
                     "folder": f"{art.firmware(target.name).relative_to(art.root).as_posix()}/"})

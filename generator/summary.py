@@ -2,7 +2,7 @@
 
 Test accuracy three ways, the arena and the ops, then per variant the hop budget (the family's
 estimate of the loop's time per hop against the hop: front end, Invoke, microphone and serial
-line; generator.firmware.*.compute_us) and where its firmware is. Everything comes from the build's artifacts; a figure the build has not made yet
+line; generator.firmware.budget) and where its firmware is. Everything comes from the build's artifacts; a figure the build has not made yet
 (a variant-only build before training, say) is left out, never guessed.
 """
 
@@ -55,10 +55,11 @@ def summary_lines(project: Project, art: Artifacts, variants: list[str] | None =
         if analysis:
             try:
                 v = resolve(project, target, board, analysis, streaming)
-                hop_ms = v.frontend.hop_us / 1000
-                used_ms = family(board).compute_us(v) / 1000
-                line += (f": loop {used_ms:.1f} of {hop_ms:.0f} ms per hop (estimated: front "
-                         f"end, Invoke, microphone, serial line)")
+                b = family(board).budget(v)
+                line += (f": loop {b.total_us / 1000:.1f} of {b.hop_us / 1000:.0f} ms per hop "
+                         f"(estimated: front end {b.front_us / 1000:.1f} + Invoke "
+                         f"{(b.invoke_us or 0) / 1000:.1f} + {b.audio_what} "
+                         f"{b.audio_us / 1000:.1f} + serial line {b.serial_us / 1000:.1f})")
             except Exception:  # a spec error is the build's to report, not the summary's
                 pass
         if where.is_dir():

@@ -100,7 +100,7 @@ def test_threshold_and_led_pin_change(builds, capsys):
     assert "--- old/pico-capture/" in md  # the capture firmware lights the LED too
     assert not any(line[:1] in "+-" and "Inputs hash" in line for line in md.splitlines())
     # the estimates come from the build's estimators, and each spec reproduces its build
-    assert "| RAM, estimated: arena \\+ firmware RAM (static_ram_bytes) |" in md
+    assert "| RAM, estimated: tensor arena, firmware .data/.bss, heap, stacks, PDM DMA ring" in md
     assert "| hop budget, estimated (us) |" in md
     assert "| DTCM, estimated:" in md
     assert "does not reproduce" not in md

@@ -23,8 +23,7 @@ from generator.boards import load_board
 from generator.evaluate import metrics
 from generator.fileio import write_json
 from generator.paths import Artifacts
-from generator.report_html import (SECTIONS, build_report_html, hop_budget, imxrt_memory,
-                                   rp2040_memory, write_report_html)
+from generator.report_html import SECTIONS, build_report_html, hop_budget, write_report_html
 from generator.spec import load_spec
 from generator.variant import resolve
 
@@ -261,20 +260,20 @@ def test_same_artifacts_give_the_same_bytes(fire_alarm):
 
 
 def test_memory_and_hop_are_the_families_estimates(fire_alarm):
-    from generator.firmware import imxrt, rp2040
+    from generator.firmware import budget, imxrt, rp2040
     from generator.targets import family
 
     project, art, html = fire_alarm
     analysis = json.loads(art.analysis.read_text())
     targets = {t.name: t for t in project.spec.targets}
     pico = resolve(project, targets["pico"], load_board("rpi_pico"), analysis)
-    ram = {r.name: r for r in rp2040_memory(pico, analysis)}["RAM"]
+    ram = {r.name: r for r in rp2040.memory(pico, analysis["model_bytes"])}["RAM"]
     assert ram.used == pico.arena.bytes + rp2040.static_ram_bytes(pico)
     assert ram.size == 256 * 1024
     teensy = resolve(project, targets["teensy"], load_board("teensy41"), analysis)
     sizes = imxrt.estimate_sizes(teensy, teensy.arena.bytes)
     plan = imxrt.plan(teensy.board, sizes).to_json()
-    regions = {r.name: r for r in imxrt_memory(teensy, analysis, plan)}
+    regions = {r.name: r for r in imxrt.memory(teensy, analysis["model_bytes"], plan)}
     assert regions["DTCM"].used == sizes.dtcm and regions["DTCM"].size == plan["dtcm_size"]
     assert regions["ITCM"].size == plan["itcm_size"]
     assert regions["OCRAM2"].used + regions["OCRAM_FLEX"].used == sizes.ocram
@@ -283,7 +282,7 @@ def test_memory_and_hop_are_the_families_estimates(fire_alarm):
         assert b["total_us"] == pytest.approx(family(v.board).compute_us(v))
         assert b["front_us"] + b["invoke_us"] + b["other_us"] == pytest.approx(b["total_us"])
         assert b["hop_us"] == v.frontend.hop_us
-    assert f"estimated (calibrated in rp2040js: {rp2040.CYCLES_PER_MAC:g} cycles/MAC" in html
+    assert f"estimated (calibrated in rp2040js: {budget.CYCLES_PER_MAC:g} cycles/MAC" in html
     assert "not measured on one" in html  # the RT1062's figure is the RP2040's, said so
 
 

@@ -62,19 +62,21 @@ def test_cli_prints_every_broken_spec_without_traceback():
     assert proc.stderr == "".join(_errors(p) for p in INVALID)
 
 
-def _interrupt_training(command: list[str]) -> tuple[subprocess.Popen, str, float]:
-    """Start `command` (a build of projects/demo.yaml), wait until its model stage runs, send
-    SIGINT to that process alone (as kill -INT or a CI runner does), and return the process,
-    its stderr (and the end of its stdout) and the seconds it took to exit."""
+def _interrupt_training(command: list[str], build: Path) -> tuple[subprocess.Popen, str, float]:
+    """Start `command` (a build of projects/demo.yaml into `build`), wait until its model stage
+    runs (its log, build/demo/logs/model.log, appears when it starts), send SIGINT to that
+    process alone (as kill -INT or a CI runner does), and return the process, its stderr (and
+    the end of its stdout) and the seconds it took to exit."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             # as a shell starts a command (a background pytest ignores SIGINT)
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    for line in proc.stdout:
-        if "[demo] model" in line:
-            break
-    else:
+    log = build / "demo" / "logs" / "model.log"
+    deadline = time.monotonic() + 300
+    while not log.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not log.exists():
         pytest.fail(f"the build ended before training: {proc.communicate()[1]}")
     time.sleep(2)  # inside TensorFlow's import or the first epochs
     start = time.monotonic()
@@ -95,7 +97,7 @@ def test_sigint_during_training_stops_at_once_and_resumes(tmp_path, how):
     else:
         command = [sys.executable, "-m", "generator.cli", "build", "projects/demo.yaml",
                    "--build-dir", str(build)]
-    proc, output, seconds = _interrupt_training(command)
+    proc, output, seconds = _interrupt_training(command, build)
     assert proc.returncode == 130, output
     assert seconds < 5, output
     assert "Traceback" not in output and "Exception ignored" not in output, output

@@ -34,7 +34,8 @@ from ..targets import FAMILIES, PLAN_FILE, capture_output_files, capture_templat
 from ..variant import Variant
 from .common import (block_comment, capture_context, common_context, render_capture_tree,
                      render_tree)
-from .rp2040 import PACK_CYCLES_PER_BYTE, estimated_hop_us, frame_dsp_us
+from .budget import (ARENA, CALIBRATION, CODE, DATA, DMA, FFT, HEAP, PACK_CYCLES_PER_BYTE, STACK,
+                     HopBudget, RegionUse, flash_use, frame_dsp_us, hop_budget)
 
 FAMILY = "imxrt1062"
 ARENA_SECTION = ".tensor_arena"  # linker.ld: NOLOAD, in DTCM
@@ -93,14 +94,25 @@ def dma_buffer_bytes(v: Variant) -> int:
     return dma_bytes(v.frontend.hop_samples)
 
 
+# Reading the microphone: audio_in.c copies each 32-bit SAI word's top half into the hop (a load,
+# a shift, a store and the loop: about 8 cycles a sample; not measured).
+SAI_COPY_CYCLES_PER_SAMPLE = 8
+
+
+def budget(v: Variant) -> HopBudget:
+    """The loop's estimated time per hop (generator.firmware.budget): the RP2040's measured
+    cycles per MAC and per FFT point at this board's clock, which a Cortex-M7 (dual issue,
+    CMSIS-NN's SIMD multiply-accumulate) should not exceed; the serial line at the board's
+    baud rate."""
+    return hop_budget(v, SAI_COPY_CYCLES_PER_SAMPLE, v.board.imxrt.uart_baud, "SAI copy",
+                      f"estimated with the RP2040's figures ({CALIBRATION}) at "
+                      f"{v.board.clock_hz / 1e6:g} MHz: an upper bound for the {v.board.core}, "
+                      f"not measured on one")
+
+
 def compute_us(v: Variant) -> float:
-    """Estimated DSP + inference microseconds per hop at the board's clock (the front end alone
-    while the model's MACs are unknown). Not measured on the Cortex-M7: it counts the cycles per
-    MAC and per FFT point used for the Cortex-M0+ (generator.firmware.rp2040, from rp2040js),
-    which the M7 (dual issue, SIMD multiply-accumulate in CMSIS-NN) should not exceed; the check
-    has a wide margin in practice (keywords: ~24 ms of a 128 ms hop)."""
-    est = estimated_hop_us(v)
-    return v.frontend.hop_frames * frame_dsp_us(v) if est is None else est
+    """Estimated loop microseconds per hop (without the model's MACs, everything but Invoke)."""
+    return budget(v).total_us
 
 
 def ping_pong_problem(v: Variant) -> str | None:
@@ -112,7 +124,7 @@ def ping_pong_problem(v: Variant) -> str | None:
     est = compute_us(v)
     if est <= fe.hop_us:
         return None
-    what = ("DSP + inference" if estimated_hop_us(v) is not None
+    what = ("DSP + inference" if budget(v).known
             else "front end alone (no model measured yet)")
     arriving = math.ceil(est * fe.sample_rate / 1e6)
     spare = fe.frame_us - frame_dsp_us(v)  # per frame of hop, after its front end
@@ -434,3 +446,36 @@ def render_capture(v: Variant, out_dir: Path) -> list[Path]:
     write_json(out_dir / PLAN_FILE, ctx["plan"].to_json())
     written.append(out_dir / PLAN_FILE)
     return sorted(written)
+
+
+def memory(v: Variant, model_bytes: int, plan: dict) -> list[RegionUse]:
+    """What the estimates put in each region (generator.firmware.budget), FlexRAM windows at the
+    sizes `plan` (flexram_plan.json) gives them."""
+    board, imx = v.board, v.board.imxrt
+    arena = v.arena.bytes or 0
+    sizes = estimate_sizes(v, arena)
+    out = [flash_use(board, model_bytes, [], "python -m generator.elfcheck")]
+    itcm = board.regions("itcm")[0]
+    code = ((CODE, sizes.itcm_code),) if plan["itcm_code_in_itcm"] else ()
+    out.append(RegionUse(itcm.name, itcm.origin, plan["itcm_size"], code,
+                         f"{plan['itcm_banks']} FlexRAM banks"
+                         + ("" if code else "; hot code runs from flash")))
+    dtcm = board.regions("dtcm")[0]
+    fixed = arena + imx.stack_bytes + DATA_BSS_ESTIMATE
+    out.append(RegionUse(dtcm.name, dtcm.origin, plan["dtcm_size"], (
+        (ARENA, arena), (STACK, imx.stack_bytes), (DATA, DATA_BSS_ESTIMATE),
+        (FFT, sizes.dtcm - fixed)), f"{plan['dtcm_banks']} FlexRAM banks"))
+    # OCRAM needs go to the dedicated OCRAM first, then to the FlexRAM OCRAM banks (flexram).
+    left = {HEAP: imx.heap_bytes, DMA: sizes.ocram - imx.heap_bytes}
+    for r in board.regions("ocram") + list(board.regions("flexram")):
+        size = r.length if r.kind == "ocram" else plan["ocram_flex_size"]
+        room, parts = size, []
+        for what in list(left):
+            n = min(left[what], room)
+            if n:
+                parts.append((what, n))
+                room -= n
+                left[what] -= n
+        note = "dedicated OCRAM" if r.kind == "ocram" else f"{plan['ocram_banks']} FlexRAM banks"
+        out.append(RegionUse(r.name, r.origin, size, tuple(parts), note))
+    return out

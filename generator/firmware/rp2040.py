@@ -37,6 +37,8 @@ from ..fileio import write_if_changed
 from ..targets import (UF2_SCRIPT, capture_output_files, capture_templates,
                        output_files)
 from ..variant import PDM_DECIMATION, Variant
+from .budget import (ARENA, BUFFERS, CALIBRATION, FIRMWARE, PACK_CYCLES_PER_BYTE, RING, TABLES,
+                     HopBudget, RegionUse, flash_use, frame_dsp_us, hop_budget)
 from .common import capture_context, common_context, render_capture_tree, render_tree
 
 FAMILY = "rp2040"
@@ -73,19 +75,12 @@ PDM_BYTES_PER_SAMPLE = PDM_DECIMATION // 8  # 1-bit PDM: decimation bits per out
 # ~6,700 stream/features state. The ring's alignment also leaves a gap before .bss (6,728 bytes
 # in that build's plain firmware), counted in static_ram_bytes.
 FIRMWARE_RAM_BYTES = 16 * 1024
-# Time estimates for the budget check, measured in rp2040js at 125 MHz (pico-sdk 2.2,
-# pico-tflmicro's CMSIS-NN plain-C path on the Cortex-M0+):
-# - Invoke: 2,686 us for fire_alarm's compact_cnn (18,528 MACs: 18.1 cycles per MAC, overhead
-#   included) and 110,610 us for keywords' ds_cnn (678,672 MACs: 20.4); earlier 319,590 us for
-#   a 2.19 M-MAC ds_cnn (18.2). The largest, rounded up, is used.
-# - front end: 1,256 us per new 512-point log-mel frame (307 cycles per FFT point).
-# - PDM decimation in mf_audio_read: about 400 cycles per output sample (outside dsp_us).
-# - the serial line: blocking UART stdio at 115200 baud, about 10 bits per character.
-CYCLES_PER_MAC = 20.5
-DSP_CYCLES_PER_FFT_POINT = 310
+# The loop's time per hop is generator.firmware.budget's (cycles per MAC and per FFT point,
+# measured here in rp2040js); what is this family's own: reading the PDM microphone costs about
+# 400 cycles per output sample in mf_audio_read (outside dsp_us), and the serial line is blocking
+# UART stdio at 115200 baud.
 DECIMATION_CYCLES_PER_SAMPLE = 400
 SERIAL_BAUD = 115200
-SERIAL_LINE_CHARS = 72  # "hop=... q=" without the outputs; each class adds about 5
 
 
 def pdm_lut(decimation: int = PDM_DECIMATION, order: int = CIC_ORDER,
@@ -107,40 +102,23 @@ def pdm_lut(decimation: int = PDM_DECIMATION, order: int = CIC_ORDER,
     return tables
 
 
-def frame_dsp_us(v: Variant) -> float:
-    """Estimated front-end microseconds per new frame."""
-    return v.frontend.fft_size * DSP_CYCLES_PER_FFT_POINT * 1e6 / v.board.clock_hz
-
-
-def inference_us(v: Variant) -> float | None:
-    """Estimated inference microseconds from the model's MACs, or None without them."""
-    return None if v.macs is None else v.macs * CYCLES_PER_MAC * 1e6 / v.board.clock_hz
-
-
-def loop_overhead_us(v: Variant) -> float:
-    """Per hop, besides the front end and Invoke: decimating the hop's PDM bits, and printing
-    the serial line (when the variant prints)."""
-    fe = v.frontend
-    decimate = fe.hop_samples * DECIMATION_CYCLES_PER_SAMPLE * 1e6 / v.board.clock_hz
-    chars = SERIAL_LINE_CHARS + 5 * len(v.project.spec.classes)
-    serial = chars * 10 * 1e6 / SERIAL_BAUD if "serial" in v.outputs else 0.0
-    return decimate + serial
+def budget(v: Variant) -> HopBudget:
+    """The loop's estimated time per hop on an RP2040 (generator.firmware.budget)."""
+    return hop_budget(v, DECIMATION_CYCLES_PER_SAMPLE, SERIAL_BAUD, "PDM decimation",
+                      f"estimated ({CALIBRATION}) at {v.board.clock_hz / 1e6:g} MHz")
 
 
 def estimated_hop_us(v: Variant) -> float | None:
     """Microseconds the loop spends per hop (front end, Invoke, decimation, serial line), or
     None without the model's MACs."""
-    inf = inference_us(v)
-    if inf is None:
-        return None
-    return v.frontend.hop_frames * frame_dsp_us(v) + inf + loop_overhead_us(v)
+    b = budget(v)
+    return b.total_us if b.known else None
 
 
 def compute_us(v: Variant) -> float:
     """The loop's microseconds per hop; without the model's MACs (a spec checked before its
     model exists) a lower bound: everything but Invoke."""
-    est = estimated_hop_us(v)
-    return v.frontend.hop_frames * frame_dsp_us(v) + loop_overhead_us(v) if est is None else est
+    return budget(v).total_us
 
 
 @dataclass(frozen=True)
@@ -330,8 +308,6 @@ def render(v: Variant, analysis: dict, tflite_bytes: bytes, out_dir: Path) -> li
 # frames; status on UART0. Its loop per frame: decimation, packing (a CRC-32 of the frame, about
 # 20 cycles per byte), a copy into the CDC buffer.
 CDC_TX_FRAMES = 8
-UART_BAUD = 115200
-PACK_CYCLES_PER_BYTE = 20
 
 
 def capture_compute_us(v: Variant) -> float:
@@ -349,7 +325,7 @@ def render_capture(v: Variant, out_dir: Path) -> list[Path]:
     ring = ring_for(v, capture_compute_us(v))
     ctx = capture_context(v, {"ring": ring.bytes, "cdc": CDC_TX_FRAMES})
     cdc_tx = CDC_TX_FRAMES * wire.frame_bytes()
-    ctx.update(exe=EXE, uart_baud=UART_BAUD, cdc_tx_bytes=cdc_tx, cdc_frames=CDC_TX_FRAMES,
+    ctx.update(exe=EXE, uart_baud=SERIAL_BAUD, cdc_tx_bytes=cdc_tx, cdc_frames=CDC_TX_FRAMES,
                cdc_ms=CDC_TX_FRAMES * ctx["frame_us"] / 1000, hop_us=ctx["frame_us"],
                ring_loop="decimation + framing",
                sources=[f for f in capture_output_files(v.board) if f.endswith(".c")],
@@ -358,3 +334,22 @@ def render_capture(v: Variant, out_dir: Path) -> list[Path]:
     write_if_changed(out_dir / UF2_SCRIPT, UF2_WRITER.read_bytes())
     written.append(out_dir / UF2_SCRIPT)
     return sorted(written)
+
+
+def memory(v: Variant, model_bytes: int, plan: dict | None = None) -> list[RegionUse]:
+    """What the estimates put in each of the board's regions (generator.firmware.budget)."""
+    board, ring = v.board, pdm_ring(v)
+    static = static_ram_bytes(v)
+    parts: dict[str, list[tuple[str, int]]] = {r.name: [] for r in board.regions("ram")}
+    parts["RAM"] += [(FIRMWARE, FIRMWARE_RAM_BYTES), (RING, 2 * ring.bytes),
+                     (BUFFERS, static - FIRMWARE_RAM_BYTES - 2 * ring.bytes)]
+    if v.arena.bytes is not None:
+        parts[board.arena_region].insert(0, (ARENA, v.arena.bytes))
+    tables = len(pdm_lut()) * 256 * 2
+    out = [flash_use(board, model_bytes, [(TABLES, tables)],
+                     "benchmarks/rp2040_emulator.py size ELF BOARD")]
+    out += [RegionUse(r.name, r.origin, r.length, tuple(parts[r.name]),
+                      "" if parts[r.name] else "pico-sdk keeps a core's stack here",
+                      estimated=bool(parts[r.name]))
+            for r in board.regions("ram")]
+    return out
