@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -60,24 +61,53 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def _diff(base_path: str, base: str, path: str, text: str) -> str:
+    return "".join(difflib.unified_diff(base.splitlines(keepends=True),
+                                        text.splitlines(keepends=True), base_path, path, n=2))
+
+
 def golden_layout(rendered: dict[tuple[str, str], dict[str, str]]) -> dict[str, str]:
-    """{golden path: text}: each file where its text is shared (see the module docstring)."""
+    """{golden path: text} of rendered trees {(spec, variant): {file: text}}, each text once.
+
+    A file rendered alike everywhere it is rendered is stored whole under all/. Otherwise each of
+    its texts is stored where it is shared: <spec>/<file> when every variant of the spec renders
+    it, else <spec>/<variant>/<file>. The most common text is stored whole; every other one as a
+    unified diff (<path>.diff, its header naming the file it applies to) against the stored
+    whole text it differs least from, when that diff is under half the text's size, else whole.
+    So a change to a shared template shows once, and what makes a variant different is exactly
+    what its .diff says: the golden tree holds no near-identical copies."""
     by_name: dict[str, dict[tuple[str, str], str]] = defaultdict(dict)
     for key, files in rendered.items():
         for name, text in files.items():
             by_name[name][key] = text
     out = {}
     for name, texts in sorted(by_name.items()):
-        if len(texts) == len(rendered) and len(set(texts.values())) == 1:
+        if len(set(texts.values())) == 1:
             out[f"all/{name}"] = next(iter(texts.values()))
             continue
+        places = {}  # golden path (without .diff) -> text
         specs = defaultdict(dict)
         for (spec, variant), text in texts.items():
             specs[spec][variant] = text
         for spec, variants in sorted(specs.items()):
-            spec_variants = [v for s, v in rendered if s == spec]
-            if len(variants) == len(spec_variants) and len(set(variants.values())) == 1:
-                out[f"{spec}/{name}"] = next(iter(variants.values()))
+            spec_variants = [v for s, v in rendered if s == spec and name in rendered[(s, v)]]
+            if len(set(variants.values())) == 1 and len(variants) == len(spec_variants):
+                places[f"{spec}/{name}"] = next(iter(variants.values()))
             else:
-                out.update({f"{spec}/{v}/{name}": t for v, t in sorted(variants.items())})
+                places.update({f"{spec}/{v}/{name}": t for v, t in sorted(variants.items())})
+        counts = Counter(places.values())
+        whole: dict[str, str] = {}  # text -> the path it is stored whole at
+        for path, text in sorted(places.items(), key=lambda pt: (-counts[pt[1]], pt[0])):
+            if text in whole:
+                if whole[text] != path:
+                    out[path + ".diff"] = _diff(whole[text], text, path, text) or \
+                        f"same as {whole[text]}\n"
+                continue
+            best = min(((len(d), d) for d in (_diff(bp, out[bp], path, text) for bp in
+                                               whole.values())), default=None)
+            if best is not None and best[0] < len(text) / 2:
+                out[path + ".diff"] = best[1]
+            else:
+                out[path] = text
+                whole[text] = path
     return out

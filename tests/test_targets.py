@@ -1,12 +1,14 @@
 """Rendered firmware trees of both families against golden files, each shared part once.
 
-Every example variant below is rendered (targets.render_target) from a tiny fixed-weight
+Every example variant below is rendered (targets.render_target), with its capture project
+(targets.render_capture, as <variant>-capture), from a tiny fixed-weight
 int8 model (conftest.tiny_model, bytes independent of training) and a fixed analysis.
 Hash lines are masked (a hash changes with any input; the determinism test checks them).
-A generated file is stored once where its text is shared: under all/ when every variant
-of the list renders it alike, under <spec>/ when every variant of that spec does, else
-under <spec>/<variant>/ — so a change to a shared template shows as one golden diff, and
-the golden tree has no near-identical copies. MICFORGE_UPDATE_GOLDEN=1 rewrites the tree.
+Each text is stored once (conftest.golden_layout): under all/ when every tree renders it
+alike, else where it is shared (<spec>/ or <spec>/<variant>/), whole, or as a unified diff
+against the stored text it differs least from; so a change to a shared template shows as one
+golden diff, and the golden tree has no near-identical copies. MICFORGE_UPDATE_GOLDEN=1
+rewrites the tree.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import pytest
 from generator.boards import load_board
 from generator.features import design
 from generator.spec import load_spec
-from generator.targets import FAMILIES, output_files, render_target
+from generator.targets import (FAMILIES, UF2_SCRIPT, capture_output_files, output_files,
+                               render_capture, render_target)
 
 from conftest import REPO, UPDATE_GOLDEN, golden_layout, tiny_model
 
@@ -58,7 +61,24 @@ def rendered(tmp_path_factory):
         project, target, board, files = _render(spec, variant, tmp)
         names = sorted(str(f.relative_to(tmp)) for f in files)
         assert names == output_files(project, target, board)
-        out[(spec, variant)] = {n: _masked((tmp / n).read_text()) for n in names}
+        out[(spec, variant)] = _texts(tmp, names)
+        cap = tmp_path_factory.mktemp(f"{spec}_{variant}_capture")
+        files = render_capture(project, target, board, cap)
+        names = sorted(str(f.relative_to(cap)) for f in files)
+        assert names == capture_output_files(board)
+        out[(spec, f"{variant}-capture")] = _texts(cap, names)
+    return out
+
+
+def _texts(folder, names) -> dict[str, str]:
+    """Rendered files, hash lines masked; files copied verbatim from the repository (uf2.py)
+    are checked against their source here rather than stored as goldens."""
+    out = {}
+    for n in names:
+        if n == UF2_SCRIPT:
+            assert (folder / n).read_bytes() == (REPO / "generator" / UF2_SCRIPT).read_bytes()
+            continue
+        out[n] = _masked((folder / n).read_text())
     return out
 
 
@@ -81,10 +101,18 @@ def test_rendered_trees_match_golden(rendered):
 
 
 def test_layout_stores_shared_text_once():
-    rendered = {("a", "x"): {"f": "1", "g": "s", "h": "v"}, ("a", "y"): {"f": "1", "g": "s", "h": "w"},
-                ("b", "x"): {"f": "1", "g": "t", "h": "v"}}
-    assert golden_layout(rendered) == {"all/f": "1", "a/g": "s", "b/g": "t", "a/x/h": "v",
-                                       "a/y/h": "w", "b/h": "v"}
+    long = "".join(f"line {i} of a generated file\n" for i in range(40))
+    rendered = {("a", "x"): {"f": "1\n", "g": "s\n", "h": long},
+                ("a", "y"): {"f": "1\n", "g": "s\n", "h": long.replace("line 7", "seven")},
+                ("b", "x"): {"f": "1\n", "g": "t\n", "h": long}}
+    layout = golden_layout(rendered)
+    assert layout == {
+        "all/f": "1\n", "a/g": "s\n", "b/g": "t\n",  # short texts: whole
+        "a/x/h": long, "b/h.diff": "same as a/x/h\n",
+        "a/y/h.diff": "--- a/x/h\n+++ a/y/h\n@@ -6,5 +6,5 @@\n line 5 of a generated file\n"
+                      " line 6 of a generated file\n-line 7 of a generated file\n"
+                      "+seven of a generated file\n line 8 of a generated file\n"
+                      " line 9 of a generated file\n"}
 
 
 @pytest.mark.slow
