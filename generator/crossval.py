@@ -109,7 +109,7 @@ def _sweep(scores: np.ndarray, y: np.ndarray, classes: list[str], detect: list[s
 def cross_validate(project: Project, index: dict, out_json: Path) -> dict:
     """Train and score one model per fold (see the module docstring); write and return."""
     from .augment import augment
-    from .convert import convert, representative_set
+    from .convert import int8_tflite
     from .evaluate import (detection_hits, detection_recalls, false_positive_rates, metrics,
                            run_tflm, tflm_probabilities)
     from .features import INPUT_SCALE, design
@@ -156,7 +156,7 @@ def cross_validate(project: Project, index: dict, out_json: Path) -> dict:
                 "validation": (floats(cached_features(fe, audio[val], cache)[0]), labels[val])}
         q_test, y_test = cached_features(fe, audio[test], cache)[0], labels[test]
         model, _ = train_model(project, data, out_json)
-        tflite = convert(model, representative_set(project, data["train"][0]))
+        tflite = int8_tflite(project, model, data)  # quantization.mode: ptq or qat
         scores = tflm_probabilities(tflite, run_tflm(tflite, q_test))
         pred = scores.argmax(1)
         float_pred = model.predict(floats(q_test), batch_size=256, verbose=0).argmax(1)

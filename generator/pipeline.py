@@ -36,7 +36,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "crossval": ("audio", "classes", "dataset.split", "features", "augmentation",
                  "detection.classes", "model", "training", "transfer", "quantization",
                  "evaluation"),
-    "tflite": ("quantization",),
+    "tflite": ("quantization", "training", "augmentation.spec_augment"),  # qat fine-tunes
     "analysis": ("arena",),
     "evaluation": ("classes",),
     "streaming": ("audio", "classes", "features", "detection", "evaluation.streaming"),

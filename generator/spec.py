@@ -369,14 +369,33 @@ class Transfer(Strict):
     finetune_learning_rate: float = Field(1e-4, gt=0, le=1, description="Learning rate when fine-tuning.")
 
 
+class Qat(Strict):
+    epochs: int = Field(5, ge=1, le=1000,
+                        description="Epochs of fine-tuning with fake quantization; the weights of "
+                                    "the epoch with the best validation loss are kept.")
+    learning_rate: float = Field(1e-4, gt=0, le=1,
+                                 description="Learning rate of the fine-tuning (Adam); lower than "
+                                             "training's, as it starts from the trained model.")
+
+
 class Quantization(Strict):
     mode: Literal["ptq", "qat"] = Field("ptq", description="'ptq': post-training int8 "
-                                                           "quantization. 'qat' (quantization-aware "
-                                                           "training) is refused: "
-                                                           "tensorflow-model-optimization quantizes "
-                                                           "only tf-keras models, not Keras 3 ones.")
+                                                           "quantization of the trained model. "
+                                                           "'qat': quantization-aware training: the "
+                                                           "trained model is fine-tuned with fake "
+                                                           "quantization (`qat`), then converted "
+                                                           "to int8 as ptq is.")
     representative_samples: int = Field(200, ge=1, le=10000,
                                         description="Training clips used to calibrate ranges.")
+    qat: Qat | None = Field(None, description="Fine-tuning settings of mode: qat (the defaults "
+                                              "when omitted); an error with mode: ptq.")
+
+    @model_validator(mode="after")
+    def _qat_needs_its_mode(self) -> "Quantization":
+        if self.qat is not None and self.mode != "qat":
+            raise ValueError(f"qat settings are given but mode is '{self.mode}': they apply to "
+                             f"mode: qat only; set mode: qat or remove qat")
+        return self
 
 
 ArenaSize = Union[Literal["auto"], Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)]]

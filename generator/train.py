@@ -20,7 +20,6 @@ per-epoch metrics, the epochs run and the best epoch).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ from .errors import SpecError
 from .features import INPUT_SCALE
 from .fileio import write_json
 from .paths import Artifacts
-from .spec import Project, load_spec
+from .spec import Project, SpecAugment, load_spec
 
 def load_features(features_npz: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{split: (float x [N, frames, bins, 1], int64 y)} from the features stage's npz."""
@@ -93,19 +92,33 @@ def transfer_model(project: Project, out_model: Path):
     return body, keras.Model(inputs, outputs, name=project.spec.name)
 
 
-def _batches(x: np.ndarray, y: np.ndarray, weights: dict[int, float] | None, project: Project):
-    """Training batches as a keras PyDataset: shuffled per epoch and SpecAugment-masked
-    (augment.spec_augment, floor -1.0 = int8 -128), both from a generator seeded with
-    (training.seed, epoch), so a rebuild sees the same batches. Class weights become
-    per-sample weights."""
-    import keras
+def sample_weights(y: np.ndarray, weights: dict[int, float] | None) -> np.ndarray:
+    """Per-sample weights from class weights (all 1 without them)."""
+    return (np.array([weights[int(v)] for v in y], dtype=np.float32) if weights
+            else np.ones(len(y), dtype=np.float32))
 
+
+def epoch_plan(x: np.ndarray, sa: SpecAugment, seed: int, epoch: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(order, masked x) of one epoch: a shuffle of the rows and x with SpecAugment masks
+    (augment.spec_augment, floor -1.0 = int8 -128), both from a generator seeded with
+    (seed, epoch), so a rebuild sees the same batches. Keras-free: the Keras 3 training loop
+    here and the tf_keras quantization-aware fine-tuning (qat.py) both draw from it."""
     from .augment import spec_augment
+
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(x))
+    return order, (spec_augment(x, sa, rng, floor=-1.0) if sa.probability > 0 else x)
+
+
+def _batches(x: np.ndarray, y: np.ndarray, weights: dict[int, float] | None, project: Project):
+    """Training batches as a keras PyDataset, one `epoch_plan` per epoch (seeded with
+    training.seed). Class weights become per-sample weights."""
+    import keras
 
     spec = project.spec
     sa, seed, size = spec.augmentation.spec_augment, spec.training.seed, spec.training.batch_size
-    w = (np.array([weights[int(v)] for v in y], dtype=np.float32) if weights
-         else np.ones(len(y), dtype=np.float32))
+    w = sample_weights(y, weights)
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
@@ -114,9 +127,7 @@ def _batches(x: np.ndarray, y: np.ndarray, weights: dict[int, float] | None, pro
             self._plan()
 
         def _plan(self):
-            rng = np.random.default_rng([seed, self.epoch])
-            self.order = rng.permutation(len(y))
-            self.masked = spec_augment(x, sa, rng, floor=-1.0) if sa.probability > 0 else x
+            self.order, self.masked = epoch_plan(x, sa, seed, self.epoch)
 
         def __len__(self):
             return int(np.ceil(len(y) / size))
@@ -135,8 +146,27 @@ def _batches(x: np.ndarray, y: np.ndarray, weights: dict[int, float] | None, pro
 def _fit(model, data, learning_rate: float, epochs: int, project: Project) -> dict:
     import keras
 
+    from .console import progress
+
+    class EpochBar(keras.callbacks.Callback):
+        """The epochs as a progress bar on the terminal (the Keras lines go to the log)."""
+
+        def on_train_begin(self, logs=None):
+            self.bar = progress(epochs, f"[{project.spec.name}] model", "epoch")
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            self.bar.set_postfix({k: f"{logs[k]:.3f}" for k in ("loss", "val_accuracy")
+                                  if k in logs})
+            self.bar.update(1)
+
+        def on_train_end(self, logs=None):
+            self.bar.close()
+
     t = project.spec.training
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+    # A named optimizer: an unnamed one is adam, adam_1, ... by how many a process made before,
+    # and the name is saved in model.keras (which must be the same bytes for the same inputs).
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, name="adam"),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     x, y = data["train"]
     xv, yv = data["validation"]
@@ -147,6 +177,7 @@ def _fit(model, data, learning_rate: float, epochs: int, project: Project) -> di
                                       restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5,
                                           patience=max(1, t.patience // 2), min_lr=1e-6),
+        EpochBar(),
     ]
     weights = class_weights(y, len(project.spec.classes)) if t.class_weights == "balanced" else None
     hist = model.fit(_batches(x, y, weights, project),
@@ -185,19 +216,9 @@ def train_model(project: Project, data: dict, out_model: Path):
     return model, phases
 
 
-def save_model(model, out_model: Path) -> None:
-    """Save atomically: to a temporary .keras beside the target, then rename."""
-    out_model.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_model.with_name(f".{out_model.stem}.{os.getpid()}.tmp.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, out_model)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def train(project: Project, features_npz: Path, out_model: Path, out_history: Path) -> None:
     """Train the spec's model on `features_npz`; write the .keras model and history JSON."""
+    from .kerassave import save_stable
     from .zoo import input_shape
 
     data = load_features(Path(features_npz))
@@ -207,7 +228,7 @@ def train(project: Project, features_npz: Path, out_model: Path, out_history: Pa
         raise ValueError(f"{features_npz} holds features of shape {have[:2]}, the spec makes "
                          f"{want[:2]}; rebuild the features stage")
     model, phases = train_model(project, data, Path(out_model))
-    save_model(model, Path(out_model))
+    save_stable(model, Path(out_model))  # byte-stable: same inputs, same model.keras
     write_json(out_history, {"classes": list(project.spec.classes),
                              "params": int(model.count_params()), "phases": phases,
                              "samples": {s: int(len(y)) for s, (_, y) in data.items()}})

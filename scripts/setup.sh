@@ -19,7 +19,8 @@ fi
 
 stamp=.cache/setup.stamp
 want="$(sha256sum pyproject.toml | cut -c1-16) $(python3 -c 'import sys; print(sys.version_info[:2])')"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! python3 -c "import generator.cli, tensorflow, tflite_micro, cmsisdsp, SCons" 2>/dev/null; then
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! python3 -c "import generator.cli, tensorflow, tflite_micro, cmsisdsp, SCons" 2>/dev/null \
+    || ! python3 -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ('tf_keras', 'tensorflow_model_optimization', 'ai_edge_litert')))"; then
   echo "setup: pip install -e .[test]"
   python3 -m pip install -q --disable-pip-version-check -e '.[test]'
   mkdir -p .cache && echo "$want" > "$stamp"

@@ -17,10 +17,13 @@ from generator.kerassave import ZIP_DATE, canonical, canonical_config, canonical
 
 from conftest import REPO
 
+# Op determinism on, as every build trains (train.train_model): once any test turns it on in
+# this process, kernels round differently from a fresh process without it.
 MODEL = """
-import keras, numpy as np
+import keras, numpy as np, tensorflow as tf
 def tiny():
     keras.utils.set_random_seed(0)
+    tf.config.experimental.enable_op_determinism()
     inp = keras.Input((31, 32, 1), name="features")
     x = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="conv")(inp)
     x = keras.layers.Flatten(name="flatten")(x)
