@@ -8,6 +8,7 @@
     micforge capture SPEC --variant V --port P --label C  record clips with the board's microphone
     micforge monitor --port P [--log F.csv]  the detector's serial lines, live
     micforge diff OLD NEW              what changed between two builds, for a code review
+    micforge tune SEARCH [--trials N] [--address A]  search the design space under every board's budget
     micforge boards                    list the board catalogue
     micforge schema [-o FILE]          write the spec JSON schema for editors
     micforge clean [SPEC]              remove build outputs
@@ -272,10 +273,11 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--build-dir", help="where the build put its artifacts (default: build/)")
     m.add_argument("--json", help="also write every hop's values to this JSON file")
     m.set_defaults(func=cmd_simulate)
-    from . import capture, diff, monitor
+    from . import capture, diff, monitor, tune
     capture.register(sub)
     monitor.register(sub)
     diff.register(sub)
+    tune.register(sub)
     sub.add_parser("boards", help="list boards").set_defaults(func=cmd_boards)
     s = sub.add_parser("schema", help="write the spec JSON schema")
     s.add_argument("-o", "--output")
