@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SpecError
+from .fileio import read_json
 from .firmware.budget import HopBudget
 from .render import md_code, md_text
 
@@ -55,13 +56,6 @@ class UsageError(Exception):
 
 
 # ---------------------------------------------------------------- reading a build folder
-
-def _json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-
 
 def is_project(path: Path) -> bool:
     return path.is_dir() and any((path / m).exists() for m in PROJECT_MARKERS)
@@ -177,13 +171,13 @@ def estimate(project, variant: str, root: Path, files: dict[str, bytes]) -> Esti
     target = next((t for t in project.spec.targets if t.name == variant), None)
     if target is None:
         return f"the spec has no target '{variant}'"
-    analysis = _json(root / "analysis" / "analysis.json")
+    analysis = read_json(root / "analysis" / "analysis.json")
     model = model_array(files.get(MODEL_ARRAY_FILE, b"").decode("utf-8", "replace"))
     if analysis is None or model is None:
         return "no analysis/analysis.json or model array in this build"
     board = load_board(target.board)
     try:
-        v = resolve(project, target, board, analysis, _json(root / "analysis" / "streaming.json"))
+        v = resolve(project, target, board, analysis, read_json(root / "analysis" / "streaming.json"))
     except (KeyError, TypeError) as exc:
         return f"the build's analysis/analysis.json does not fit this generator ({exc!r})"
     family = targets.family(board)
@@ -319,10 +313,10 @@ def model_rows(old: Path, new: Path) -> list[str]:
     """The model's figures: ops, size, MACs, arena, accuracy, streams."""
     figures = []
     for root in (old, new):
-        a = _json(root / "analysis" / "analysis.json") or {}
-        e = _json(root / "analysis" / "evaluation.json") or {}
-        s = _json(root / "analysis" / "streaming.json") or {}
-        c = _json(root / "analysis" / "crossval.json") or {}
+        a = read_json(root / "analysis" / "analysis.json") or {}
+        e = read_json(root / "analysis" / "evaluation.json") or {}
+        s = read_json(root / "analysis" / "streaming.json") or {}
+        c = read_json(root / "analysis" / "crossval.json") or {}
         tflite = root / "tflite" / "model.tflite"
         keras = root / "model" / "model.keras"
         run = e.get("runtimes", {})

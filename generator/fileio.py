@@ -42,3 +42,11 @@ def write_if_changed(path: str | Path, data: bytes | str) -> bool:
 def write_json(path: str | Path, obj) -> bool:
     """Deterministic JSON (sorted keys, 2-space indent, trailing newline)."""
     return write_if_changed(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path) -> dict | None:
+    """A JSON artifact, or None when the file does not exist (a stage the build has not run)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None

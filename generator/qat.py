@@ -46,7 +46,7 @@ import numpy as np
 from .errors import SpecError
 from .features import INPUT_SCALE
 from .spec import Project, Qat, SpecAugment, Training
-from .train import class_weights, epoch_plan, sample_weights
+from .train import batch_sequence, class_weights, sample_weights
 
 # Layer classes the fine-tuning rebuilds in tf_keras: every layer the model zoo makes.
 SUPPORTED = ("Activation", "AveragePooling2D", "BatchNormalization", "Conv2D", "Dense",
@@ -221,23 +221,6 @@ def _finetune(tf_keras, model, job: dict, arrays) -> dict:
     weights = class_weights(y, job["classes"]) if training.class_weights == "balanced" else None
     w, size = sample_weights(y, weights), training.batch_size
 
-    class Batches(tf_keras.utils.Sequence):
-        def __init__(self):
-            super().__init__()
-            self.epoch = 0
-            self.order, self.masked = epoch_plan(x, sa, training.seed, self.epoch)
-
-        def __len__(self):
-            return int(np.ceil(len(y) / size))
-
-        def __getitem__(self, i):
-            rows = self.order[i * size:(i + 1) * size]
-            return self.masked[rows], y[rows], w[rows]
-
-        def on_epoch_end(self):
-            self.epoch += 1
-            self.order, self.masked = epoch_plan(x, sa, training.seed, self.epoch)
-
     has_val = len(yv) > 0
     monitor = "val_loss" if has_val else "loss"
     model.compile(optimizer=tf_keras.optimizers.Adam(qat.learning_rate),
@@ -245,7 +228,8 @@ def _finetune(tf_keras, model, job: dict, arrays) -> dict:
     # patience = epochs: never stops early, but restores the best epoch's weights at the end
     best = tf_keras.callbacks.EarlyStopping(monitor=monitor, patience=qat.epochs,
                                             restore_best_weights=True)
-    hist = model.fit(Batches(), validation_data=(xv, yv) if has_val else None,
+    batches = batch_sequence(tf_keras.utils.Sequence, x, y, w, sa, training.seed, size)
+    hist = model.fit(batches, validation_data=(xv, yv) if has_val else None,
                      epochs=qat.epochs, shuffle=False, callbacks=[best], verbose=2)
     metrics = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     return {"epochs_run": len(hist.epoch), "best_epoch": int(np.argmin(metrics[monitor])) + 1,

@@ -29,7 +29,7 @@ from .firmware.budget import (ARENA, BUFFERS, CODE, DATA, DMA, FFT, FIRMWARE, HE
                               TABLES, RegionUse)
 from .boards import load_board
 from .dataset import SPLITS
-from .fileio import write_if_changed
+from .fileio import read_json, write_if_changed
 from .paths import TEMPLATES, Artifacts
 from .spec import Project
 
@@ -561,10 +561,6 @@ SECTIONS = (("summary", "Summary"), ("dataset", "Dataset"), ("features", "Featur
             ("variants", "Variants: memory and hop budget"))
 
 
-def _load(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def context(project: Project, art: Artifacts) -> dict:
     """Everything the template shows, figures drawn (call inside _plotting())."""
     from .dataset import memory_warnings
@@ -574,9 +570,9 @@ def context(project: Project, art: Artifacts) -> dict:
     index = json.loads(art.dataset_index.read_text())
     analysis = json.loads(art.analysis.read_text())
     evaluation = json.loads(art.evaluation.read_text())
-    history = _load(art.history)
-    crossval = _load(art.crossval) if spec.evaluation.cross_validation else None
-    streaming = _load(art.streaming) if spec.evaluation.streaming else None
+    history = read_json(art.history)
+    crossval = read_json(art.crossval) if spec.evaluation.cross_validation else None
+    streaming = read_json(art.streaming) if spec.evaluation.streaming else None
     with np.load(art.features) as npz:
         features = {k: npz[k] for k in npz.files}
     fe = design(spec)

@@ -8,16 +8,17 @@ line; generator.firmware.budget) and where its firmware is. Everything comes fro
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from .fileio import read_json
 from .paths import Artifacts
 from .spec import Project
 
 
 def _load(path: Path) -> dict | None:
+    """An artifact, or None when it is missing or unreadable: a summary never fails a build."""
     try:
-        return json.loads(path.read_text())
+        return read_json(path)
     except (OSError, ValueError):
         return None
 

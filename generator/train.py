@@ -111,18 +111,15 @@ def epoch_plan(x: np.ndarray, sa: SpecAugment, seed: int, epoch: int
     return order, (spec_augment(x, sa, rng, floor=-1.0) if sa.probability > 0 else x)
 
 
-def _batches(x: np.ndarray, y: np.ndarray, weights: dict[int, float] | None, project: Project):
-    """Training batches as a keras PyDataset, one `epoch_plan` per epoch (seeded with
-    training.seed). Class weights become per-sample weights."""
-    import keras
+def batch_sequence(base, x: np.ndarray, y: np.ndarray, w: np.ndarray, sa: SpecAugment, seed: int,
+                   size: int, **base_kwargs):
+    """Training batches (x, y, per-sample weight) as a `base` subclass, one `epoch_plan` per
+    epoch: keras.utils.PyDataset for training here, tf_keras.utils.Sequence for the
+    quantization-aware fine-tuning (qat.py), so both see the same batches."""
 
-    spec = project.spec
-    sa, seed, size = spec.augmentation.spec_augment, spec.training.seed, spec.training.batch_size
-    w = sample_weights(y, weights)
-
-    class Batches(keras.utils.PyDataset):
+    class Batches(base):
         def __init__(self):
-            super().__init__(workers=1, use_multiprocessing=False)
+            super().__init__(**base_kwargs)
             self.epoch = 0
             self._plan()
 
@@ -141,6 +138,17 @@ def _batches(x: np.ndarray, y: np.ndarray, weights: dict[int, float] | None, pro
             self._plan()
 
     return Batches()
+
+
+def _batches(x: np.ndarray, y: np.ndarray, weights: dict[int, float] | None, project: Project):
+    """Training batches as a keras PyDataset (seeded with training.seed). Class weights become
+    per-sample weights."""
+    import keras
+
+    spec = project.spec
+    return batch_sequence(keras.utils.PyDataset, x, y, sample_weights(y, weights),
+                          spec.augmentation.spec_augment, spec.training.seed,
+                          spec.training.batch_size, workers=1, use_multiprocessing=False)
 
 
 def _fit(model, data, learning_rate: float, epochs: int, project: Project) -> dict:
