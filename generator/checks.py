@@ -78,13 +78,19 @@ def _check_model(v: Variant, analysis: dict | None) -> list[Problem]:
                 v.arena.where, f"arena of {v.arena.setting} bytes is too small: the model's "
                                f"largest layer alone holds {floor} bytes of int8 input and "
                                f"output (TFLM needs more); set size: auto"))
+    spec = v.project.spec
     if analysis is not None:
         model_bytes = int(analysis["model_bytes"])
-        flash = v.board.flash_size
-        if model_bytes > flash // 2:
-            out.append(v.project.positions.problem(
-                ("model",), f"the model is {model_bytes} bytes; {v.board.title} has {flash} bytes "
-                            f"of flash and needs room for code; make the model smaller"))
+        what = "needs at least" if analysis.get("lower_bounds") else "is"
+    elif spec.transfer is None:  # before training: its weights and biases at least
+        model_bytes, what = modelcost.model_bytes_lower_bound(spec), "needs at least"
+    else:
+        return out
+    flash = v.board.flash_size
+    if model_bytes > flash // 2:
+        out.append(v.project.positions.problem(
+            ("model",), f"the model {what} {model_bytes} bytes; {v.board.title} has {flash} "
+                        f"bytes of flash and needs room for code; make the model smaller"))
     return out
 
 

@@ -1,17 +1,18 @@
 """Cross-validation by whole recordings: what the model does on sources it never heard.
 
-`cross_validate(project, index, out_json)` takes a project whose spec sets
-`evaluation.cross_validation` and its dataset index, and writes (and returns) a
-JSON-able dict with, per fold, the TFLM int8 figures on the fold's held-out
-clips: accuracy, per-class precision/recall, recall per held-out source, and
-the detector's figures: recall of every detect class and the false-positive rate
-of every other class, a window counting as a detection when a detect class's
-probability reaches `detection.threshold` (the device's rule before smoothing and
-hysteresis), and the detector's recall per held-out source. `format_crossval`
-prints it.
+Two stages, so a new detection threshold re-scores the folds without training them again:
+- `train_folds(project, index, out_npz)` trains one model per fold and writes, for every
+  held-out clip, its fold, label, source, TFLM int8 probabilities and float prediction;
+- `score_folds(project, folds_npz, out_json, calibration)` writes (and returns) per fold the
+  accuracy, per-class precision/recall, and the detector's figures: recall of every detect
+  class and the false-positive rate of every other class, a window counting as a detection
+  when a detect class's probability reaches the detection threshold (the device's rule before
+  smoothing and hysteresis), the detector's recall per held-out source, and a threshold
+  sweep. `format_crossval` prints it.
 
-Folds are made of sources (`dataset.source_id`: a recording, or a speaker for
-Speech Commands names), over every clip of the index, whatever its split:
+Folds are made of sources (`dataset.source_id`: a recording, or a speaker for Speech
+Commands names), over the clips of the training and validation splits; the test split stays
+out (`include_test` adds it), because these figures choose thresholds and tune's trials:
 - leave_one_recording_out: one fold per source of the held-out classes
   (`classes`, default the detect classes); the sources of the other classes are
   placed in the same number of folds by a seeded hash;
@@ -25,6 +26,7 @@ as the tflite stage does. The held-out clips are never augmented.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -33,7 +35,7 @@ import numpy as np
 
 from .dataset import SPLITS, _unit, group_key, load_split, recording
 from .errors import SpecError
-from .fileio import write_json
+from .fileio import write_if_changed, write_json
 from .spec import Project
 
 MAX_LORO_FOLDS = 20
@@ -68,6 +70,12 @@ def fold_of_sources(project: Project, clips: list[dict]) -> tuple[dict[str, int]
     fold = {s: math.floor(_unit(cv.seed, f"cv\0{s}") * k) for s in sources}
     fold.update({s: i for i, s in enumerate(loro)})
     return fold, loro
+
+
+def folded_splits(cv) -> list[str]:
+    """The splits whose clips the folds share out: train and validation, and test only when
+    `include_test` says so."""
+    return [s for s in SPLITS if cv.include_test or s != "test"]
 
 
 def _validation_group(c: dict, clip_seconds: float, segment_seconds: float) -> str:
@@ -106,22 +114,22 @@ def _sweep(scores: np.ndarray, y: np.ndarray, classes: list[str], detect: list[s
     return out
 
 
-def cross_validate(project: Project, index: dict, out_json: Path) -> dict:
-    """Train and score one model per fold (see the module docstring); write and return."""
+def train_folds(project: Project, index: dict, out_npz: Path) -> dict:
+    """Train one model per fold and score its held-out clips under TFLM (see the module
+    docstring); write the scores to `out_npz` and return the folds' description."""
     from .augment import augment
     from .convert import int8_tflite
-    from .evaluate import (detection_hits, detection_recalls, false_positive_rates, metrics,
-                           run_tflm, tflm_probabilities)
+    from .evaluate import run_tflm, tflm_probabilities
     from .features import INPUT_SCALE, design
-    from .featurestage import augment_roles, cache_dir, cached_features
+    from .featurestage import augment_roles, cache_dir, cached_features, npz_bytes
     from .train import train_model
-    from .variant import detection_threshold
 
     spec = project.spec
     cv = spec.evaluation.cross_validation
     classes = list(spec.classes)
+    splits = folded_splits(cv)
     clips, audio, labels = [], [], []
-    for split in SPLITS:  # load_split's row order is the index's order within the split
+    for split in splits:  # load_split's row order is the index's order within the split
         x, y = load_split(project, index, split)
         clips += [c for c in index["clips"] if c["split"] == split]
         audio.append(x)
@@ -134,50 +142,85 @@ def cross_validate(project: Project, index: dict, out_json: Path) -> dict:
         c, clip_seconds, spec.dataset.split.segment_seconds)) < cv.validation for c in clips])
     fe = design(spec)
     roles = augment_roles(project)
-    cache = cache_dir(Path(out_json).parents[2])
-    # threshold: auto is calibrated after training, on the full model's streams: folds use 0.5
-    threshold = detection_threshold(project) or 0.5
+    cache = cache_dir(Path(out_npz).parents[2])
 
     def floats(q):
         return (q.astype(np.float32) * INPUT_SCALE)[..., None]
 
-    results = []
+    described, rows = [], defaultdict(list)
     for k, name in enumerate(names):
         test = folds == k
         train, val = ~test & ~in_val, ~test & in_val
         missing = [classes[i] for i in range(len(classes)) if not np.any(labels[train] == i)]
         if missing or not test.any():
-            results.append({"fold": name, "skipped": f"no training clips of {', '.join(missing)}"
-                            if missing else "no held-out clips"})
+            described.append({"fold": name, "skipped": f"no training clips of "
+                                                       f"{', '.join(missing)}"
+                              if missing else "no held-out clips"})
             continue
         xa, ya = augment(audio[train], labels[train], spec.augmentation, spec.audio.sample_rate,
                          **roles)
         data = {"train": (floats(cached_features(fe, xa, cache)[0]), ya),
                 "validation": (floats(cached_features(fe, audio[val], cache)[0]), labels[val])}
-        q_test, y_test = cached_features(fe, audio[test], cache)[0], labels[test]
-        model, _ = train_model(project, data, out_json)
+        q_test = cached_features(fe, audio[test], cache)[0]
+        model, _ = train_model(project, data, out_npz)
         tflite = int8_tflite(project, model, data)  # quantization.mode: ptq or qat
-        scores = tflm_probabilities(tflite, run_tflm(tflite, q_test))
-        pred = scores.argmax(1)
-        float_pred = model.predict(floats(q_test), batch_size=256, verbose=0).argmax(1)
-        held = [c for c, t in zip(clips, test) if t]
-        m = metrics(y_test, pred, classes)
-        rule = (classes, spec.detect_classes, threshold)
+        rows["fold"].append(np.full(int(test.sum()), k, dtype=np.int32))
+        rows["label"].append(labels[test].astype(np.int32))
+        rows["source"].append(np.array([c["source"] for c, t in zip(clips, test) if t]))
+        rows["scores"].append(tflm_probabilities(tflite, run_tflm(tflite, q_test)))
+        rows["float_pred"].append(
+            model.predict(floats(q_test), batch_size=256, verbose=0).argmax(1).astype(np.int32))
+        described.append({"fold": name, "train_windows": int(train.sum()),
+                          "validation_windows": int(val.sum()), "test_windows": int(test.sum())})
+    meta = {"method": cv.method, "classes": classes, "splits": splits,
+            "held_out_classes": (cv.classes or spec.detect_classes)
+            if cv.method == "leave_one_recording_out" else classes,
+            "runtime": "tflm int8", "folds": described}
+    arrays = {key: np.concatenate(parts) for key, parts in rows.items()}
+    if not arrays:  # every fold skipped
+        arrays = {"fold": np.zeros(0, np.int32), "label": np.zeros(0, np.int32),
+                  "source": np.zeros(0, "<U1"), "scores": np.zeros((0, len(classes))),
+                  "float_pred": np.zeros(0, np.int32)}
+    arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+    write_if_changed(out_npz, npz_bytes(arrays))
+    return meta
+
+
+def score_folds(project: Project, folds_npz: Path, out_json: Path,
+                calibration: dict | None = None) -> dict:
+    """The figures of the folds' held-out scores at the detector's threshold (the spec's, or
+    for threshold: auto the calibrated one, else 0.5); write and return them. Cheap: a new
+    detection.threshold re-scores the folds without training them again."""
+    from .evaluate import detection_hits, detection_recalls, false_positive_rates, metrics
+    from .variant import detection_threshold
+
+    spec = project.spec
+    with np.load(folds_npz, allow_pickle=False) as z:
+        saved = {key: z[key] for key in z.files}
+    meta = json.loads(saved.pop("meta").tobytes())
+    classes, detect = meta["classes"], spec.detect_classes
+    threshold = detection_threshold(project, calibration) or 0.5
+    rule = (classes, detect, threshold)
+    results = []
+    for k, fold in enumerate(meta["folds"]):
+        if "skipped" in fold:
+            results.append(fold)
+            continue
+        mine = saved["fold"] == k
+        y, scores, sources = saved["label"][mine], saved["scores"][mine], saved["source"][mine]
+        m = metrics(y, scores.argmax(1), classes)
+        held = [{"label": classes[t], "source": str(s)} for t, s in zip(y, sources)]
         results.append({
-            "fold": name, "train_windows": int(train.sum()), "validation_windows": int(val.sum()),
-            "test_windows": int(test.sum()), "accuracy": m["accuracy"],
-            "float_accuracy": float(np.mean(float_pred == y_test)),
+            **fold, "accuracy": m["accuracy"],
+            "float_accuracy": float(np.mean(saved["float_pred"][mine] == y)),
             "per_class": m["per_class"], "confusion": m["confusion"],
-            "detection_recalls": detection_recalls(scores, y_test, *rule),
-            "false_positive_rates": false_positive_rates(scores, y_test, *rule),
-            "per_source": _per_source(held, detection_hits(scores, y_test, *rule)),
-            "threshold_sweep": _sweep(scores, y_test, classes, spec.detect_classes),
+            "detection_recalls": detection_recalls(scores, y, *rule),
+            "false_positive_rates": false_positive_rates(scores, y, *rule),
+            "per_source": _per_source(held, detection_hits(scores, y, *rule)),
+            "threshold_sweep": _sweep(scores, y, classes, detect),
         })
     done = [r for r in results if "accuracy" in r]
-    result = {"method": cv.method, "classes": classes, "detect_classes": spec.detect_classes,
-              "held_out_classes": (cv.classes or spec.detect_classes)
-              if cv.method == "leave_one_recording_out" else classes,
-              "runtime": "tflm int8", "threshold": threshold, "folds": results,
+    result = {**meta, "detect_classes": detect, "threshold": threshold, "folds": results,
               "mean_accuracy": float(np.mean([r["accuracy"] for r in done])) if done else None}
     write_json(out_json, result)
     return result
@@ -198,10 +241,13 @@ def format_crossval(result: dict) -> str:
     """A human summary: per fold, the held-out recall and the false-positive rates."""
     how = ("leave one recording out of " + ", ".join(result["held_out_classes"])
            if result["method"] == "leave_one_recording_out" else "group k-fold by recording/speaker")
-    lines = [f"cross-validation ({how}; {len(result['folds'])} folds, int8 under TFLM, "
-             f"on recordings each fold's model never heard; a window is detected when a detect "
-             f"class's score reaches detection.threshold {result['threshold']:g}, before "
-             f"smoothing):"]
+    splits = result.get("splits", SPLITS)
+    seen = ("the test split left out" if "test" not in splits else
+            "the test split included: do not choose anything with these figures")
+    lines = [f"cross-validation ({how}; {len(result['folds'])} folds of the "
+             f"{' and '.join(splits)} clips, {seen}; int8 under TFLM, on recordings each fold's "
+             f"model never heard; a window is detected when a detect class's score reaches the "
+             f"detection threshold {result['threshold']:g}, before smoothing):"]
     fp_worst: dict[str, float] = {}
     for r in result["folds"]:
         if "skipped" in r:

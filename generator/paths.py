@@ -62,7 +62,12 @@ class Artifacts:
     def evaluation(self) -> Path:
         return self.root / "analysis" / "evaluation.json"
 
-    # stage: crossval (one model per fold of whole recordings, scored with TFLM)
+    # stage: folds (one model per fold of whole recordings, its held-out clips scored with
+    # TFLM), then crossval (the folds' figures at the detection threshold)
+    @property
+    def crossval_folds(self) -> Path:
+        return self.root / "analysis" / "crossval_folds.npz"
+
     @property
     def crossval(self) -> Path:
         return self.root / "analysis" / "crossval.json"

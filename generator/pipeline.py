@@ -9,7 +9,7 @@ no-op rebuild — never imports them.
 
     index -> features -> model -> tflite -> analysis / evaluation
                                           -> firmware/<variant> (one per target) -> report
-    index -> crossval (when evaluation.cross_validation is set)          -> report
+    index -> folds -> crossval (when evaluation.cross_validation is set) -> report
 
 Every target depends on a `Value` holding exactly the spec slice it reads,
 on its input artifacts, and on the source of the code that makes it.
@@ -33,9 +33,12 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "index": ("audio", "classes", "dataset"),
     "features": ("audio", "classes", "features", "augmentation", "detection.classes"),
     "model": ("classes", "augmentation", "model", "training", "transfer"),
-    "crossval": ("audio", "classes", "dataset.split", "features", "augmentation",
-                 "detection.classes", "model", "training", "transfer", "quantization",
-                 "evaluation"),
+    "folds": ("audio", "classes", "dataset.split", "features", "augmentation",
+              "detection.classes", "model", "training", "transfer", "quantization",
+              "evaluation.cross_validation"),
+    # scoring the folds is cheap: a new threshold re-scores them, trains nothing
+    "crossval": ("classes", "detection.classes", "detection.threshold",
+                 "evaluation.cross_validation"),
     "tflite": ("quantization", "training", "augmentation.spec_augment"),  # qat fine-tunes
     "analysis": ("arena",),
     "evaluation": ("classes",),
@@ -52,7 +55,7 @@ def spec_slice(spec: ProjectSpec, stage: str, target: Target | None = None) -> s
     for key in STAGE_SECTIONS[stage]:  # "section" or "section.field"
         section, _, field = key.partition(".")
         picked[key] = data[section][field] if field else data[section]
-    if stage in ("features", "crossval", "report", "streaming"):
+    if stage in ("features", "folds", "crossval", "report", "streaming"):
         picked["detect_classes"] = spec.detect_classes  # the default depends on `classes`
     if target is not None:
         picked["target"] = target.model_dump(mode="json")
@@ -222,12 +225,26 @@ def act_evaluation(target, source, env):
             f"{acc.get('tflm')} ({result['test_clips']} clips)")
 
 
+def act_folds(target, source, env):
+    from .crossval import train_folds
+    meta = train_folds(_project(env), _load_json(source[0]), Path(str(target[0])))
+    trained = [f for f in meta["folds"] if "skipped" not in f]
+    return (f"{len(trained)} of {len(meta['folds'])} folds ({meta['method']}) trained on "
+            f"{' + '.join(meta['splits'])}, {sum(f['test_windows'] for f in trained):,} "
+            f"held-out windows scored under TFLM")
+
+
 def act_crossval(target, source, env):
-    from .crossval import cross_validate, format_crossval
-    result = cross_validate(_project(env), _load_json(source[0]), Path(str(target[0])))
+    from .crossval import format_crossval, score_folds
+    project = _project(env)
+    calibration = _load_json(source[1]) if len(source) > 1 and \
+        project.spec.detection.threshold == "auto" else None
+    result = score_folds(project, Path(str(source[0])), Path(str(target[0])), calibration)
     print(format_crossval(result))
-    return (f"{len(result['folds'])} folds ({result['method']}), mean accuracy "
-            f"{100 * result['mean_accuracy']:.1f}% on recordings each fold never heard")
+    mean = result["mean_accuracy"]
+    return ("no fold trained" if mean is None else
+            f"mean accuracy {100 * mean:.1f}% on recordings each fold never heard "
+            f"(threshold {result['threshold']:g})")
 
 
 def act_streaming(target, source, env):
@@ -429,9 +446,6 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
     nodes["evaluation"] = stage("evaluation", [art.evaluation],
                                 [art.keras_model, art.tflite, art.features], act_evaluation)
     report_inputs = [art.dataset_index, art.analysis, art.evaluation]
-    if spec.evaluation.cross_validation is not None:
-        nodes["crossval"] = stage("crossval", [art.crossval], [art.dataset_index], act_crossval)
-        report_inputs.append(art.crossval)
     calibrated = []  # the firmware reads the streaming stage's threshold when it is auto
     if spec.evaluation.streaming is not None:
         nodes["streaming"] = stage("streaming", [art.streaming],
@@ -439,6 +453,11 @@ def declare(env, project: Project, all_projects: dict[str, Project] | None = Non
         report_inputs.append(art.streaming)
         if spec.detection.threshold == "auto":
             calibrated = [art.streaming]
+    if spec.evaluation.cross_validation is not None:
+        nodes["folds"] = stage("folds", [art.crossval_folds], [art.dataset_index], act_folds)
+        nodes["crossval"] = stage("crossval", [art.crossval], [art.crossval_folds, *calibrated],
+                                  act_crossval)
+        report_inputs.append(art.crossval)
     variant_nodes = {}
     nodes["capture"] = []
     templates = _template_files()

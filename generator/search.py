@@ -53,9 +53,10 @@ OBJECTIVES = {
     "validation_accuracy": "float accuracy on the validation split at the best epoch "
                            "(model/history.json; grouped by the spec's dataset.split)",
     "crossval_accuracy": "mean int8 TFLM accuracy over the cross-validation folds, on "
-                         "recordings each fold's model never heard (analysis/crossval.json)",
+                         "recordings each fold's model never heard (analysis/crossval.json; "
+                         "the folds leave the test split out)",
     "crossval_recall": "mean detection recall over the held-out recordings of the "
-                       "cross-validation (analysis/crossval.json)",
+                       "cross-validation (analysis/crossval.json; the test split left out)",
     "stream_detection_rate": "detection rate on the validation stream at the spec's "
                              "false_alarms_per_hour (analysis/streaming.json; threshold: auto)",
 }
@@ -185,14 +186,17 @@ class Search:
 
     @property
     def objective(self) -> str:
-        if self.file.objective:
-            return self.file.objective
-        cv = self.project.spec.evaluation.cross_validation
-        return "crossval_accuracy" if cv is not None else "validation_accuracy"
+        return self.file.objective or default_objective(self.project.spec)
 
     @property
     def targets(self) -> list[str]:
         return list(self.file.targets or [t.name for t in self.project.spec.targets])
+
+
+def default_objective(spec: ProjectSpec) -> str:
+    """crossval_accuracy for a spec with cross-validation, else validation_accuracy."""
+    return ("crossval_accuracy" if spec.evaluation.cross_validation is not None
+            else "validation_accuracy")
 
 
 # ------------------------------------------------------------------ key paths
@@ -324,6 +328,21 @@ def _check_values(pos: Positions, base: dict, spec_path: Path,
     return out
 
 
+def _check_test_split(pos: Positions, base: dict, objective: str, spec_display: str
+                      ) -> list[Problem]:
+    """A cross-validation objective whose folds hold the test split would choose with it."""
+    if not objective.startswith("crossval_"):
+        return []
+    cv = ProjectSpec.model_validate(base).evaluation.cross_validation
+    if cv is None or not cv.include_test:
+        return []
+    return [pos.problem(("objective",) if ("objective",) in pos.values else ("spec",),
+                        f"{objective} would choose with the test split: {spec_display} sets "
+                        f"evaluation.cross_validation.include_test: true (or the budget does); "
+                        f"set it to false there, or add evaluation.cross_validation.include_test: "
+                        f"false to this file's budget")]
+
+
 def json_text(value) -> str:
     import json
     return json.dumps(value)
@@ -369,6 +388,8 @@ def load_search(path: str | Path, display: str | None = None) -> Search:
         problems += _check_budget(data, pos, spec_data, spec_path)
     if not problems:  # ... and against a spec the budget leaves valid
         base = _with_budget(spec_data, model.budget)
+        problems += _check_test_split(pos, base, objective or default_objective(spec),
+                                      spec_display)
         problems += _check_values(pos, base, spec_path, model.space)
     if problems:
         raise SpecError(problems)

@@ -424,6 +424,10 @@ class CrossValidation(Strict):
                               description="Share of each fold's training groups held out for early "
                                           "stopping.")
     seed: int = Field(0, description="Seed placing recordings in folds.")
+    include_test: bool = Field(False, description="Fold the test split's clips too. Off by default: "
+                                                  "the folds' figures choose thresholds and trials "
+                                                  "(micforge tune), and nothing that chooses may "
+                                                  "see the test split.")
 
 
 class Streaming(Strict):

@@ -63,15 +63,16 @@ class TuneError(Exception):
 # ------------------------------------------------------------------ before training
 
 def estimate(project) -> dict | None:
-    """What a trial's analysis will hold at least, from the spec alone: MACs (exact) and an
-    arena no smaller than the largest layer's int8 input + output. Model bytes are unknown
-    (0: the flash check runs after training). None for a transfer spec (its body is the
-    base's)."""
+    """What a trial's analysis will hold at least, from the spec alone: MACs (exact), an
+    arena no smaller than the largest layer's int8 input + output, and a model no smaller
+    than its int8 weights and int32 biases (its flash). None for a transfer spec (its body
+    is the base's)."""
     from . import modelcost
-    if project.spec.transfer is not None:
+    spec = project.spec
+    if spec.transfer is not None:
         return None
-    return {"macs": modelcost.macs(project.spec), "model_bytes": 0,
-            "arena": {"measured_bytes": modelcost.arena_lower_bound(project.spec)}}
+    return {"macs": modelcost.macs(spec), "model_bytes": modelcost.model_bytes_lower_bound(spec),
+            "arena": {"measured_bytes": modelcost.arena_lower_bound(spec)}, "lower_bounds": True}
 
 
 def precheck(project) -> list[str]:

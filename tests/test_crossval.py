@@ -94,22 +94,64 @@ def test_unknown_cross_validation_class_is_an_error_at_its_line(tmp_path):
                   "spec.yaml")
 
 
+def test_the_folds_leave_the_test_split_out_unless_asked():
+    cv = load_spec(Path(__file__).parents[1] / "projects" / "fire_alarm.yaml"
+                   ).spec.evaluation.cross_validation
+    assert crossval.folded_splits(cv) == ["train", "validation"]
+    assert crossval.folded_splits(cv.model_copy(update={"include_test": True})) == list(
+        dataset.SPLITS)
+
+
 @pytest.mark.slow
 def test_cross_validation_trains_and_scores_every_fold(tmp_path):
     _dataset(tmp_path / "data")
-    project = load_spec(_spec(tmp_path, "{method: leave_one_recording_out}"))
+    path = _spec(tmp_path, "{method: leave_one_recording_out}")
+    path.write_text(path.read_text().replace("validation: 0, test: 0", "validation: 0, test: 0.3, segment_seconds: 1"))
+    project = load_spec(path)
     index = dataset.build_index(project)
-    out = tmp_path / "crossval.json"
-    result = crossval.cross_validate(project, index, out)
-    assert out.exists() and [r["fold"] for r in result["folds"]] == ["alarm_0000", "alarm_0001",
-                                                                     "alarm_0002"]
-    total = len(index["clips"])
+    folded = [c for c in index["clips"] if c["split"] != "test"]
+    assert len(folded) < len(index["clips"])  # the hash split put some clips in test
+    fold_of, names = crossval.fold_of_sources(project, folded)
+    meta = crossval.train_folds(project, index, tmp_path / "folds.npz")
+    assert meta["splits"] == ["train", "validation"]
+    result = crossval.score_folds(project, tmp_path / "folds.npz", tmp_path / "crossval.json")
+    assert (tmp_path / "crossval.json").exists()
+    assert result["threshold"] == project.spec.detection.threshold
+    assert [r["fold"] for r in result["folds"]] == ["alarm_0000", "alarm_0001", "alarm_0002"]
     for r in result["folds"]:
         held = [k for k in r["per_source"] if k.startswith("beep/")]
         assert held == [f"beep/{r['fold']}"]  # only its own recording is held out
-        assert r["train_windows"] + r["validation_windows"] + r["test_windows"] == total
+        assert r["train_windows"] + r["validation_windows"] + r["test_windows"] == len(folded)
+        assert r["test_windows"] == sum(fold_of[c["source"]] == names.index(r["fold"])
+                                        for c in folded)
         assert 0 <= r["accuracy"] <= 1
         assert r["false_positive_rates"]["background"]["windows"] > 0
     text = crossval.format_crossval(result)
+    assert "the test split left out" in text
     assert "held-out recordings: beep/alarm_0000" in text
     assert "recall on held-out recordings: mean" in text
+    # Another threshold re-scores the same folds: accuracy (argmax) stays, detection follows.
+    stricter = load_spec(path, text=path.read_text() + "detection: {threshold: 0.99}\n")
+    again = crossval.score_folds(stricter, tmp_path / "folds.npz", tmp_path / "strict.json")
+    assert again["threshold"] == 0.99
+    for a, b in zip(result["folds"], again["folds"]):
+        assert a["accuracy"] == b["accuracy"] and a["threshold_sweep"] == b["threshold_sweep"]
+        ra, rb = a["detection_recalls"]["beep"], b["detection_recalls"]["beep"]
+        assert rb["detected"] <= ra["detected"]
+
+
+def test_a_new_threshold_rescores_the_folds_without_training_them():
+    """The folds' stage reads no detection threshold and no stream setting; scoring reads the
+    threshold: editing it re-runs the cheap stage only."""
+    from generator.pipeline import spec_slice
+
+    path = Path(__file__).parents[1] / "projects" / "fire_alarm.yaml"
+    text = path.read_text()
+    base = load_spec(path, text=text).spec
+    threshold = load_spec(path, text=text.replace("threshold: 0.7", "threshold: 0.6")).spec
+    minutes = load_spec(path, text=text.replace(
+        "evaluation:\n", "evaluation:\n  streaming: {minutes: 10}\n")).spec
+    assert spec_slice(threshold, "folds") == spec_slice(base, "folds")
+    assert spec_slice(threshold, "crossval") != spec_slice(base, "crossval")
+    assert spec_slice(minutes, "folds") == spec_slice(base, "folds")
+    assert spec_slice(minutes, "crossval") == spec_slice(base, "crossval")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 
@@ -34,7 +35,8 @@ OPS = [{"op": "CONV_2D", "resolver": "AddConv2D", "version": 3, "count": 1},
 
 def write_spec(folder, threshold="0.8", pico_led=None, epochs=60):
     """fire_alarm.yaml in `folder` (the spec's file name is in every generated header)."""
-    text = SPEC.read_text().replace("threshold: 0.8", f"threshold: {threshold}")
+    text = re.sub(r"^  threshold: \S+", f"  threshold: {threshold}", SPEC.read_text(), count=1,
+                  flags=re.M)
     text = text.replace("epochs: 60", f"epochs: {epochs}")
     text = text.replace("root: ../../shared/data/fire_alarm", "root: data")
     if pico_led is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,20 @@ def _keras_macs(model) -> int:
     return total
 
 
+def _keras_weights(model) -> tuple[int, int]:
+    """(kernel values, output channels) of the layers that compute: what the converted model
+    stores as int8 weights and int32 biases (batch norm folds into a bias per channel)."""
+    import keras
+
+    weights = channels = 0
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                              keras.layers.Dense)):
+            weights += int(math.prod(layer.kernel.shape))
+            channels += int(layer.output.shape[-1])
+    return weights, channels
+
+
 MODELS = ["{architecture: guide_cnn}", "{architecture: guide_cnn, filters: 4, kernel: 5, stride: 3}",
           "{architecture: compact_cnn}", "{architecture: compact_cnn, filters: [8, 12], first_stride: 4}",
           "{architecture: compact_cnn, filters: [4, 8, 16], kernel: 5}",
@@ -45,12 +60,17 @@ def test_macs_equal_the_zoo_models(tmp_path, model, features):
     path.write_text(f"name: t\nclasses: [a, b, c]\nfeatures: {features}\ndataset: {{layout: synthetic}}\n"
                     f"model: {model}\ntargets: [{{name: p, board: teensy41}}]\n")
     spec = load_spec(path).spec
-    assert modelcost.macs(spec) == _keras_macs(build_model(spec))
+    model = build_model(spec)
+    assert modelcost.macs(spec) == _keras_macs(model)
+    counted = modelcost.layers(spec)
+    assert (sum(x.weights for x in counted), sum(x.biases for x in counted)) == \
+        _keras_weights(model)
 
 
-@pytest.mark.parametrize("name,macs,measured", [("fire_alarm", 18_528, 3664),
-                                                ("keywords", 678_672, 16352)])
-def test_the_examples(name, macs, measured):
+@pytest.mark.parametrize("name,macs,measured,model_bytes", [("fire_alarm", 18_528, 3664, 5_184),
+                                                            ("keywords", 678_672, 16352, 15_808)])
+def test_the_examples(name, macs, measured, model_bytes):
     spec = load_spec(REPO / "projects" / f"{name}.yaml").spec
     assert modelcost.macs(spec) == macs  # the analysis of their converted models says the same
     assert 0 < modelcost.arena_lower_bound(spec) < measured  # what TFLM measured for them
+    assert 0 < modelcost.model_bytes_lower_bound(spec) < model_bytes  # their .tflite files

@@ -298,19 +298,19 @@ def test_detector_smooths_thresholds_and_holds_with_hysteresis(detector_lib):
     def step(alarm):
         return detector_lib.mf_detector_update(det, scores(q15(alarm), q15(1 - alarm)))
 
-    # fire_alarm: smoothing 3, threshold 0.8, hysteresis 0.1; only 'alarm' (index 0) detects.
+    # fire_alarm: smoothing 3, threshold 0.7, hysteresis 0.1; only 'alarm' (index 0) detects.
     detector_lib.mf_detector_reset(det)
-    assert step(0.9) == 0      # mean 0.9 >= 0.8: on
-    assert step(0.6) == 0      # mean 0.75, still >= 0.7 (threshold - hysteresis): held
-    assert step(0.4) == -1     # mean 0.633 < 0.7: off
-    assert step(0.9) == -1     # mean 0.633
-    assert step(0.95) == -1    # mean 0.75: above the release level, below the threshold
-    assert step(0.95) == 0     # mean 0.933: on
+    assert step(0.9) == 0      # mean 0.9 >= 0.7: on
+    assert step(0.4) == 0      # mean 0.65, still >= 0.6 (threshold - hysteresis): held
+    assert step(0.3) == -1     # mean 0.533 < 0.6: off
+    assert step(0.8) == -1     # mean 0.5
+    assert step(0.85) == -1    # mean 0.65: above the release level, below the threshold
+    assert step(0.85) == 0     # mean 0.833: on
     detector_lib.mf_detector_reset(det)
-    assert step(0.75) == -1    # above the release level but never reached the threshold
+    assert step(0.65) == -1    # above the release level but never reached the threshold
     assert step(0.0) == -1     # 'background' high, but it does not detect
     detector_lib.mf_detector_smoothed.restype = ctypes.c_int16
-    assert detector_lib.mf_detector_smoothed(det, 1) == (q15(0.25) + q15(1.0)) // 2
+    assert detector_lib.mf_detector_smoothed(det, 1) == (q15(0.35) + q15(1.0)) // 2
     assert detector_lib.mf_detector_top(det) == 1
 
 

@@ -114,9 +114,9 @@ space:
         "input should be less than or equal to 1, got 1.5",
         "s.yaml:5:27: training.epochs: 0 is not valid for fire_alarm.yaml: input should be "
         "greater than or equal to 1, got 0",
-        # a value that makes the spec invalid (fire_alarm's threshold is 0.8)
+        # a value that makes the spec invalid (fire_alarm's threshold is 0.7)
         "s.yaml:6:41: detection.hysteresis: 0.9 is not valid for fire_alarm.yaml: detection: "
-        "hysteresis (0.9) must be below threshold (0.8) or the detection never turns off",
+        "hysteresis (0.9) must be below threshold (0.7) or the detection never turns off",
         "s.yaml:7:37: quantization.mode: \"int4\" is not valid for fire_alarm.yaml: 'int4' is "
         "not allowed here; expected 'ptq' or 'qat'",
     ]
@@ -132,6 +132,24 @@ space:
     assert problems(path) == [
         "s.yaml:3:24: training.batch_size: 0 is not valid for fire_alarm.yaml: input should "
         "be greater than or equal to 1, got 0"]
+
+
+def test_a_crossval_objective_never_sees_the_test_split(tmp_path):
+    spec = tmp_path / "fire.yaml"
+    spec.write_text(FIRE.read_text().replace(
+        "dataset:\n  root: ../../shared", f"dataset:\n  root: {FIRE.parent}/../../shared").replace(
+        "cross_validation: {method: leave_one_recording_out}",
+        "cross_validation: {method: leave_one_recording_out, include_test: true}"))
+    text = f"spec: {spec}\nobjective: crossval_recall\nspace:\n  model.first_stride: {{int: [2, 4]}}\n"
+    assert problems(write(tmp_path, text)) == [
+        f"s.yaml:2:12: crossval_recall would choose with the test split: {spec} sets "
+        f"evaluation.cross_validation.include_test: true (or the budget does); set it to false "
+        f"there, or add evaluation.cross_validation.include_test: false to this file's budget"]
+    fixed = text + "budget:\n  evaluation.cross_validation.include_test: false\n"
+    assert S.load_search(write(tmp_path, fixed), "s.yaml").objective == "crossval_recall"
+    # validation_accuracy reads the validation split: the folds do not matter to it
+    other = text.replace("crossval_recall", "validation_accuracy")
+    assert S.load_search(write(tmp_path, other), "s.yaml").objective == "validation_accuracy"
 
 
 def test_a_combination_is_left_to_the_trial(tmp_path):
@@ -255,6 +273,11 @@ def test_pruning_before_training(tmp_path):
     assert fixed[0].startswith("target 'pico': an arena of 250000 bytes plus about ")
     assert fixed[0].endswith("exceeds Raspberry Pi Pico + PDM microphone's RAM (262144 bytes); "
                              "make the model smaller")
+
+    # flash: weights and biases alone (2.4 MB of int8 3x3 kernels) leave no room for code
+    heavy = tune.precheck(_trial_project(tmp_path, DEMO, {"model.filters": [16, 512, 512]}))
+    assert any(m.startswith("the model needs at least 24") and m.endswith("bytes of flash and needs room for code; make the model smaller")
+               for m in heavy), heavy
 
 
 def test_pruned_trials_cost_nothing(tmp_path):

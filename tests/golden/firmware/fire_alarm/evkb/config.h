@@ -16,8 +16,8 @@
 
 #define MF_NUM_CLASSES         (2U)
 #define MF_SMOOTHING           (3U)
-#define MF_THRESHOLD_Q15       (26214)  /* threshold 0.8 */
-#define MF_RELEASE_Q15         (22938)  /* threshold - hysteresis 0.1 */
+#define MF_THRESHOLD_Q15       (22938)  /* threshold 0.7 */
+#define MF_RELEASE_Q15         (19661)  /* threshold - hysteresis 0.1 */
 
 /* Class order of the model's output. */
 #define MF_CLASS_ALARM (0)
