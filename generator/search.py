@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from . import yamlpos
 from .errors import Problem, SpecError
 from .spec import Project, ProjectSpec, load_spec
-from .validate import _data_loc, _message, _unwrap, validate
+from .validate import data_loc, error_message, unwrap, validate
 from .yamlpos import Positions
 
 # Objectives, all from the build's own artifacts and none from the test split.
@@ -221,7 +221,7 @@ def _field_problem(spec: ProjectSpec, path: tuple[str, ...]) -> str | None:
                 f"; its keys: {', '.join(sorted(fields))}"
             return f"{where} has no key '{part}'{extra}"
         obj = getattr(obj, part) if obj is not None else None
-        cls = type(obj) if isinstance(obj, BaseModel) else _unwrap(fields[part].annotation)
+        cls = type(obj) if isinstance(obj, BaseModel) else unwrap(fields[part].annotation)
     if path[:2] == ("model", "architecture"):
         return ("model.architecture cannot be searched: the other model fields belong to one "
                 "architecture; write one search file per architecture")
@@ -286,8 +286,8 @@ def value_problems(base: dict, path: tuple[str, ...], value, spec_path: Path
     except ValidationError as exc:
         own, other = [], []
         for err in exc.errors(include_url=False):
-            loc, owner = _data_loc(ProjectSpec, tuple(err["loc"]))
-            msg = _message(err, loc[-1] if loc else "", owner)
+            loc, owner = data_loc(ProjectSpec, tuple(err["loc"]))
+            msg = error_message(err, loc[-1] if loc else "", owner)
             (own if loc[:len(path)] == path else other).append(
                 msg if loc[:len(path)] == path else f"{'.'.join(map(str, loc))}: {msg}")
         return (own, True) if own else (other, False)

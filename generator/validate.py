@@ -2,7 +2,7 @@
 
 pydantic reports an error at a `loc` made of field names, list indexes and,
 inside discriminated unions, the tag of the chosen member. The data the user
-wrote has no tags, so `_data_loc` walks the model types alongside the loc to
+wrote has no tags, so `data_loc` walks the model types alongside the loc to
 recover the path in the YAML, and from it the line and column.
 """
 
@@ -19,7 +19,7 @@ from .errors import Problem, SpecError
 from .yamlpos import Positions
 
 
-def _unwrap(tp: Any) -> Any:
+def unwrap(tp: Any) -> Any:
     """Strip Annotated[...] and Optional[...] down to the interesting type."""
     while True:
         origin = typing.get_origin(tp)
@@ -37,7 +37,7 @@ def _unwrap(tp: Any) -> Any:
 def _union_members(tp: Any) -> list[Any]:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        return [_unwrap(a) for a in typing.get_args(tp) if a is not type(None)]
+        return [unwrap(a) for a in typing.get_args(tp) if a is not type(None)]
     return []
 
 
@@ -46,19 +46,19 @@ def _tag_member(members: list[Any], tag: Any) -> type[BaseModel] | None:
     for m in members:
         if isinstance(m, type) and issubclass(m, BaseModel):
             for f in m.model_fields.values():
-                ann = _unwrap(f.annotation)
+                ann = unwrap(f.annotation)
                 if typing.get_origin(ann) is typing.Literal and tag in typing.get_args(ann):
                     return m
     return None
 
 
-def _data_loc(root: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | None]:
+def data_loc(root: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel] | None]:
     """Map a pydantic loc to (path in the user's data, model class owning the last key)."""
     out: list = []
     tp: Any = root
     owner: type[BaseModel] | None = None
     for part in loc:
-        tp = _unwrap(tp)
+        tp = unwrap(tp)
         members = _union_members(tp)
         if members:
             chosen = _tag_member(members, part)
@@ -93,7 +93,7 @@ def _data_loc(root: type[BaseModel], loc: tuple) -> tuple[tuple, type[BaseModel]
     return tuple(out), owner
 
 
-def _message(err: dict, key: Any, owner: type[BaseModel] | None) -> str:
+def error_message(err: dict, key: Any, owner: type[BaseModel] | None) -> str:
     kind = err["type"]
     value = err.get("input")
     if kind == "missing":
@@ -147,21 +147,21 @@ def problems_from(exc: ValidationError, root: type[BaseModel], pos: Positions,
     inputs: dict[tuple, Any] = {}
     at_key: dict[tuple, bool] = {}
     for err in exc.errors(include_url=False):
-        data_loc, owner = _data_loc(root, tuple(err["loc"]))
-        data_loc = prefix + data_loc
-        key = data_loc[-1] if data_loc else ""
-        msg = _message(err, key, owner)
-        place = data_loc[:-1] if err["type"] == "missing" else data_loc
+        where, owner = data_loc(root, tuple(err["loc"]))
+        where = prefix + where
+        key = where[-1] if where else ""
+        msg = error_message(err, key, owner)
+        place = where[:-1] if err["type"] == "missing" else where
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            place = data_loc + (str(err["ctx"]["discriminator"]).strip("'"),)
+            place = where + (str(err["ctx"]["discriminator"]).strip("'"),)
             if err["type"] == "union_tag_not_found":
-                place = data_loc
+                place = where
         elif err["type"] == "value_error" and isinstance(err.get("input"), dict):
             # A model-level check names the field to fix first ("hysteresis (0.7) must ...");
             # point at that field rather than at the start of the section.
             first = msg.replace(":", " ").replace("(", " ").split()[0] if msg else ""
             if first in err["input"]:
-                place = data_loc + (first,)
+                place = where + (first,)
         at_key[place] = err["type"] == "extra_forbidden"
         if msg not in by_place.setdefault(place, []):
             by_place[place].append(msg)
