@@ -313,7 +313,9 @@ def _params_text(params: dict) -> str:
     return ", ".join(f"{k}={S.json_text(v)}" for k, v in params.items()) or "(the spec)"
 
 
-def front_markdown(run: dict) -> str:
+def front_markdown(run: dict, plot: str | None = None) -> str:
+    """front.md: the search, its Pareto front (with `plot`, the front's image beside it) and
+    every trial."""
     from .render import md_text
     names, objective = run["targets"], run["objective"]
     trials = run["trials"]
@@ -346,6 +348,9 @@ def front_markdown(run: dict) -> str:
     lines += ["## Pareto front", "", "| " + " | ".join(head) + " |",
               "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row(t)) + " |" for t in trials if t["id"] in front_ids]
+    if plot:
+        lines += ["", f"![The objective against the first target's loop time and the arena; "
+                      f"the front in red]({plot})"]
     chosen = run["chosen"]
     if chosen is not None:
         lines += ["", f"Chosen: trial {chosen} (best {objective}; ties to the cheaper trial), "
@@ -696,9 +701,9 @@ def finish(search: S.Search, run: dict, records: list[dict], out: Path) -> int:
                features={k: sum(r.get("features") == k for r in records)
                          for k in ("computed", "cache", "kept")})
     write_json(out / "trials.json", run)
-    text = front_markdown(run)
-    write_if_changed(out / "front.md", text)
     svg = front_svg(run, out / "front.svg")
+    text = front_markdown(run, "front.svg" if svg else None)
+    write_if_changed(out / "front.md", text)
     print(text)
     print(f"written: {S.display_path(out / 'trials.json')}, {S.display_path(out / 'front.md')}"
           + (f", {S.display_path(out / 'front.svg')}" if svg else

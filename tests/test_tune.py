@@ -492,6 +492,7 @@ def test_two_trial_search_on_the_demo(demo_search):
     assert spec.read_text() == DEMO.read_text()
     if _has_matplotlib():
         assert (out / "front.svg").read_text().startswith("<?xml")
+        assert "the front in red](front.svg)" in front  # the table and its plot
 
 
 def _has_matplotlib() -> bool:
