@@ -188,3 +188,33 @@ def test_a_truncated_or_corrupt_artifact_is_built_again_not_fed_on(built):
     ran, _ = _scons(spec, build)
     assert "model" in ran and (build / "demo" / "tflite" / "model.tflite").is_file()
     assert _scons(spec, build)[0] == set()
+
+
+@pytest.fixture(scope="module")
+def cross_validated(tmp_path_factory):
+    """The demo with a 2-fold cross-validation and a short training, built once."""
+    tmp = tmp_path_factory.mktemp("rebuild_cv")
+    spec = tmp / "demo.yaml"
+    spec.write_text((REPO / "projects" / "demo.yaml").read_text()
+                    .replace("epochs: 40", "epochs: 4")
+                    .replace("streaming: {minutes: 10}",
+                             "streaming: {minutes: 2}\n  cross_validation: "
+                             "{method: group_kfold, folds: 2}"))
+    ran, _ = _scons(spec, tmp / "build")
+    assert {"folds", "crossval"} <= ran
+    return spec, tmp / "build"
+
+
+def test_a_threshold_edit_rescores_the_folds_without_training_them(cross_validated):
+    spec, build = cross_validated
+    folds = build / "demo" / "analysis" / "crossval_folds.npz"
+    before = folds.stat().st_mtime_ns
+    spec.write_text(spec.read_text().replace("classes: [beep]", "classes: [beep]\n  threshold: 0.7"))
+    ran, _ = _scons(spec, build)
+    assert ran == {"crossval", "streaming", "firmware pico", "firmware teensy", "report"}
+    assert folds.stat().st_mtime_ns == before
+    assert '"threshold": 0.7' in (build / "demo" / "analysis" / "crossval.json").read_text()
+    # the streams' length is not the folds' business either
+    spec.write_text(spec.read_text().replace("streaming: {minutes: 2}", "streaming: {minutes: 3}"))
+    ran, _ = _scons(spec, build)
+    assert ran == {"streaming", "report"}
