@@ -136,7 +136,8 @@ def _crossval(project) -> dict:
     folds.append({"fold": "empty", "skipped": "no windows"})
     return {"classes": spec.classes, "detect_classes": spec.detect_classes,
             "held_out_classes": [spec.classes[0]], "method": "leave_one_recording_out",
-            "mean_accuracy": 0.96, "runtime": "tflm int8", "threshold": 0.8, "folds": folds}
+            "mean_accuracy": 0.96, "runtime": "tflm int8", "threshold": 0.8, "folds": folds,
+            "splits": ["train", "validation"]}
 
 
 def make_artifacts(project, root: Path) -> Artifacts:
@@ -200,6 +201,7 @@ def test_every_section_is_there_with_its_contents_link(fire_alarm):
                    "memory_evkb", "memory_teensy"):
         assert f'<figure id="fig-{figure}">' in html, figure
     assert len(_svgs(html)) == 14
+    assert "one model per fold of the train and validation clips (the test split left out)" in html
 
 
 def test_every_figure_parses_and_its_images_decode(fire_alarm):
