@@ -89,8 +89,9 @@ def _check_model(v: Variant, analysis: dict | None) -> list[Problem]:
     flash = v.board.flash_size
     if model_bytes > flash // 2:
         out.append(v.project.positions.problem(
-            ("model",), f"the model {what} {model_bytes} bytes; {v.board.title} has {flash} "
-                        f"bytes of flash and needs room for code; make the model smaller"))
+            ("model",), f"the model {what} {model_bytes:,} bytes, more than half of the "
+                        f"{flash:,} bytes of flash on {v.board.title} (code needs the rest); "
+                        f"make the model smaller"))
     return out
 
 
