@@ -1,7 +1,8 @@
 """Full model build time of an example (target < 5 min for fire_alarm on the 2-core machine):
 dataset index -> features (augmented, cold feature cache) -> train -> int8 convert ->
 analyze (TFLM arena bisection) -> evaluate (float / int8 / TFLM) -> cross-validation (one model
-per fold, when the spec sets evaluation.cross_validation), with the spec's real settings.
+per fold, then their figures, when the spec sets evaluation.cross_validation), with the spec's
+real settings.
 
     python benchmarks/train.py [projects/fire_alarm.yaml] [--warm] [--keep DIR]
 
@@ -58,8 +59,9 @@ def main() -> int:
         stage("analyze", analyze, project, art.tflite, art.analysis)
         stage("evaluate", evaluate, project, art.keras_model, art.tflite, art.features, art.evaluation)
         if project.spec.evaluation.cross_validation is not None:
-            from generator.crossval import cross_validate, format_crossval
-            stage("crossval", cross_validate, project, results["index"], art.crossval)
+            from generator.crossval import format_crossval, score_folds, train_folds
+            stage("folds", train_folds, project, results["index"], art.crossval_folds)
+            stage("crossval", score_folds, project, art.crossval_folds, art.crossval)
         print()
         print(format_analysis(results["analyze"]))
         print(format_evaluation(results["evaluate"]))
