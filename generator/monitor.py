@@ -465,8 +465,9 @@ def panel(session: Session, port_name: str, quiet_s: float = 0.0):
     grid.add_column()
     r = session.ready
     if r is None:
-        grid.add_row("board", RichText("no 'mf ready' line seen (it is printed at boot: reset "
-                                       "the board to see it)", style="dim"))
+        grid.add_row("board", RichText("no 'mf ready' line seen (printed at boot, and over USB "
+                                       "again when the port is opened; on a UART reset the "
+                                       "board to see it)", style="dim"))
     else:
         extra = "".join(f" {k}={v}" for k, v in r.extra)
         grid.add_row("board", RichText(printable(f"{r.board}  arena={r.arena} used={r.used} "

@@ -17,7 +17,8 @@
  * ovr is mf_audio_overruns(): samples the microphone's DMA overwrote before the loop read them
  * (0 while the loop keeps up; always 0 in clip builds).
  * Clip builds (MICFORGE_CLIP_HEADER) add clip=<index> and print "clip=<i> end" after each clip.
- * Boot prints "mf ready ..." or "mf error: ..." lines.
+ * Boot prints "mf ready ..." or "mf error: ..." lines; "mf ready ..." again whenever a USB host
+ * opens the serial port (mf_board_host_connected), so a monitor started later sees it.
  */
 #include <stdio.h>
 
@@ -41,6 +42,13 @@ static void halt(const char *why)
     }
 }
 
+static void print_ready(void)
+{
+    printf("mf ready board=%s arena=%u used=%lu model=%u hop_us=%u%s\n", mf_board_id(),
+           (unsigned)MF_ARENA_BYTES, (unsigned long)mf_model_arena_used(),
+           (unsigned)MF_MODEL_BYTES, (unsigned)MF_HOP_US, mf_board_ready_extra());
+}
+
 int main(void)
 {
     mf_board_init();
@@ -54,15 +62,16 @@ int main(void)
     if (mf_audio_start() != 0) {
         halt("microphone start failed");
     }
-    printf("mf ready board=%s arena=%u used=%lu model=%u hop_us=%u%s\n", mf_board_id(),
-           (unsigned)MF_ARENA_BYTES, (unsigned long)mf_model_arena_used(),
-           (unsigned)MF_MODEL_BYTES, (unsigned)MF_HOP_US, mf_board_ready_extra());
+    print_ready();
 
     uint32_t hop = 0;
 #if defined(MF_AUDIO_CLIPS)
     unsigned clip = mf_audio_clip();
 #endif
     for (;;) {
+        if (mf_board_host_connected()) {
+            print_ready();
+        }
         const size_t got = mf_audio_read(hop_samples, MF_HOP_SAMPLES);
 #if defined(MF_AUDIO_CLIPS)
         if (got < MF_HOP_SAMPLES) {

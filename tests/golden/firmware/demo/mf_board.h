@@ -20,6 +20,11 @@ void mf_board_init(void);
 const char *mf_board_id(void);
 const char *mf_board_ready_extra(void);
 
+/* Nonzero once each time a host opens the serial output (a USB CDC host raising DTR), so the
+ * boot line can be told again to a monitor that connects after boot; 0 on a UART, whose boot
+ * line is on the wire from power-up. */
+int mf_board_host_connected(void);
+
 /* A free-running microsecond counter (wraps). */
 uint32_t mf_board_micros(void);
 

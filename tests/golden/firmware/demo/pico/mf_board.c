@@ -9,6 +9,9 @@
 #include "model.h"
 #include "hardware/pwm.h"
 #include "pico/stdlib.h"
+#if LIB_PICO_STDIO_USB
+#include "pico/stdio_usb.h"
+#endif
 
 #define LED_PIN (25U)
 
@@ -35,6 +38,21 @@ void mf_board_init(void)
     pwm_set_wrap(slice, 255);
     pwm_set_gpio_level(LED_PIN, 0);
     pwm_set_enabled(slice, true);
+#endif
+}
+
+int mf_board_host_connected(void)
+{
+#if LIB_PICO_STDIO_USB
+    /* stdio_usb drops what is printed while no host holds DTR: the boot line is lost to a
+     * monitor started after boot unless it is printed again when the host connects. */
+    static bool was_connected;
+    const bool connected = stdio_usb_connected();
+    const bool fresh = connected && !was_connected;
+    was_connected = connected;
+    return fresh;
+#else
+    return 0;
 #endif
 }
 

@@ -27,6 +27,11 @@ void mf_board_init(void)
     micforge_board_init();
 }
 
+int mf_board_host_connected(void)
+{
+    return 0;  /* LPUART: the boot line is on the wire from power-up */
+}
+
 uint32_t mf_board_micros(void)
 {
     return micforge_micros();
