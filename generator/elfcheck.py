@@ -5,7 +5,8 @@ symbols (pyelftools) and checks that:
 - the FlexSPI configuration block (tag "FCFB") sits at the flash offset the
   boot ROM reads, and the image vector table (tag 0xD1) with its boot data at
   its offset (an SDK build without them links fine and never boots);
-- the tensor arena symbol lies in the plan's DTCM;
+- the tensor arena symbol lies in the plan's DTCM (a capture image, `arena=False`, has none:
+  its absence is then required);
 - the code placed in ITCM fits the plan's ITCM banks;
 - no two sections overlap, in run addresses or in flash load addresses;
 - every allocated section lies in a memory region of the plan.
@@ -82,7 +83,8 @@ def _word_at(elf: ELFFile, addr: int) -> int | None:
     return None
 
 
-def check_elf(elf_path: str | Path, plan: Plan | dict, board: Board) -> ElfReport:
+def check_elf(elf_path: str | Path, plan: Plan | dict, board: Board,
+              arena: bool = True) -> ElfReport:
     report = ElfReport()
     p = _plan_values(plan)
     mems = regions(plan, board)
@@ -117,7 +119,11 @@ def check_elf(elf_path: str | Path, plan: Plan | dict, board: Board) -> ElfRepor
         # Arena in DTCM.
         symtab = elf.get_section_by_name(".symtab")
         syms = symtab.get_symbol_by_name(ARENA_SYMBOL) if symtab is not None else None
-        if not syms:
+        if not arena:
+            if syms:
+                report.problems.append(f"symbol {ARENA_SYMBOL} is in an image checked as having "
+                                       f"no model (a capture image)")
+        elif not syms:
             report.problems.append(f"symbol {ARENA_SYMBOL} not found")
         else:
             addr, size = syms[0]["st_value"], syms[0]["st_size"]
@@ -181,16 +187,20 @@ def format_report(report: ElfReport) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python -m generator.elfcheck FIRMWARE.elf BOARD_ID flexram_plan.json"""
+    """python -m generator.elfcheck FIRMWARE.elf BOARD_ID flexram_plan.json [--no-arena]
+    (--no-arena: a capture image, which holds no model)"""
     import json
     import sys
 
     from .boards import load_board
-    args = sys.argv[1:] if argv is None else argv
+    args = list(sys.argv[1:] if argv is None else argv)
+    arena = "--no-arena" not in args
+    args = [a for a in args if a != "--no-arena"]
     if len(args) != 3:
         print(main.__doc__, file=sys.stderr)
         return 2
-    report = check_elf(args[0], json.loads(Path(args[2]).read_text()), load_board(args[1]))
+    report = check_elf(args[0], json.loads(Path(args[2]).read_text()), load_board(args[1]),
+                       arena)
     print(format_report(report))
     return 0 if report.ok else 1
 

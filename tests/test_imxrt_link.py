@@ -38,13 +38,18 @@ __attribute__((section(".boot_hdr.conf"), used)) const uint32_t fcb[128] = {0x42
 #endif
 __attribute__((section(".boot_hdr.ivt"), used)) const uint32_t ivt[8] = {0x412000D1u, 0x60002000u};
 __attribute__((section(".boot_hdr.boot_data"), used)) const uint32_t boot_data[4] = {0x60000000u, 0x800000u};
+#ifndef NO_ARENA
 __attribute__((section(".tensor_arena"), aligned(16))) uint8_t mf_tensor_arena[ARENA];
+#define ARENA_BYTE mf_tensor_arena[3]
+#else
+#define ARENA_BYTE 0  /* a capture image: no model, no arena */
+#endif
 short table[64] = {1, 2, 3};
 short zeros[64];
 NONCACHE int32_t dma[256];
 void Reset_Handler(void);
 __attribute__((section(".isr_vector"), used)) const void *vectors[2] = {__StackTop, Reset_Handler};
-int main(void) { return hot_dot(table, zeros, 64) + mf_tensor_arena[3] + (int)dma[1]; }
+int main(void) { return hot_dot(table, zeros, 64) + ARENA_BYTE + (int)dma[1]; }
 void Reset_Handler(void) { main(); for (;;) {} }
 """
 
@@ -52,7 +57,8 @@ void Reset_Handler(void) { main(); for (;;) {} }
 def _link(tmp: Path, board_id: str, sizes: Sizes, arena: int, *defines: str) -> tuple:
     board = load_board(board_id)
     fp = plan(board, sizes)
-    (tmp / "linker.ld").write_text(imxrt.render_linker(board, fp, 1024, "link_test"))
+    (tmp / "linker.ld").write_text(imxrt.render_linker(board, fp, 1024, "link_test",
+                                                       "-DNO_ARENA" not in defines))
     (tmp / "hot.c").write_text(HOT_C)
     (tmp / "main.c").write_text(MAIN_C)
     subprocess.run([GCC, *CPU, "-c", "hot.c", "-o", "hot.o"], cwd=tmp, check=True)
@@ -74,6 +80,23 @@ def test_linked_image_passes_the_elf_checks(tmp_path):
     assert report.arena[1] == 64 * KB
     used, size = report.usage["DTCM"]
     assert 64 * KB + 8 * KB <= used <= size  # arena + stack at least
+
+
+def test_a_capture_image_is_checked_without_an_arena(tmp_path):
+    board, fp, result = _link(tmp_path, "mimxrt1060_evkb", Sizes(0, 20_000, 8 * KB), 0,
+                              "-DNO_ARENA")
+    assert result.returncode == 0, result.stderr
+    report = check_elf(tmp_path / "fw.elf", fp, board, arena=False)
+    assert report.ok and report.arena is None, format_report(report)
+    assert check_elf(tmp_path / "fw.elf", fp, board).problems == [
+        "symbol mf_tensor_arena not found"]
+
+
+def test_an_arena_in_an_image_checked_as_capture_is_a_problem(tmp_path):
+    board, fp, result = _link(tmp_path, "teensy41", Sizes(0, 60_000, 8 * KB), 16 * KB)
+    assert result.returncode == 0, result.stderr
+    assert check_elf(tmp_path / "fw.elf", fp, board, arena=False).problems == [
+        "symbol mf_tensor_arena is in an image checked as having no model (a capture image)"]
 
 
 def test_elf_check_catches_a_plan_the_image_was_not_linked_for(tmp_path):

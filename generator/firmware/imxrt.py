@@ -267,9 +267,11 @@ def memory_context(board: Board, fp: Plan, dma_bytes: int, has_arena: bool = Tru
                        note=board.imxrt.sdk_files_note))
 
 
-def render_linker(board: Board, fp: Plan, dma_bytes: int, title: str) -> str:
-    """The linker script alone, for a plan (golden tests; `title` names it in the header)."""
-    ctx = memory_context(board, fp, dma_bytes)
+def render_linker(board: Board, fp: Plan, dma_bytes: int, title: str,
+                  has_arena: bool = True) -> str:
+    """The linker script alone, for a plan (golden and link tests; `title` names it in the
+    header; has_arena False: the capture image's script)."""
+    ctx = memory_context(board, fp, dma_bytes, has_arena)
     ctx.update(block_header=block_comment(header("//", title, content_hash(fp.to_json()))),
                target={"name": title})
     return environment().get_template(f"{FAMILY}/linker.ld.j2").render(**ctx)
