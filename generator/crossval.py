@@ -241,7 +241,7 @@ def format_crossval(result: dict) -> str:
     """A human summary: per fold, the held-out recall and the false-positive rates."""
     how = ("leave one recording out of " + ", ".join(result["held_out_classes"])
            if result["method"] == "leave_one_recording_out" else "group k-fold by recording/speaker")
-    splits = result.get("splits", SPLITS)
+    splits = result["splits"]
     seen = ("the test split left out" if "test" not in splits else
             "the test split included: do not choose anything with these figures")
     lines = [f"cross-validation ({how}; {len(result['folds'])} folds of the "

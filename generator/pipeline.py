@@ -237,8 +237,7 @@ def act_folds(target, source, env):
 def act_crossval(target, source, env):
     from .crossval import format_crossval, score_folds
     project = _project(env)
-    calibration = _load_json(source[1]) if len(source) > 1 and \
-        project.spec.detection.threshold == "auto" else None
+    calibration = _load_json(source[1]) if project.spec.detection.threshold == "auto" else None
     result = score_folds(project, Path(str(source[0])), Path(str(target[0])), calibration)
     print(format_crossval(result))
     mean = result["mean_accuracy"]
